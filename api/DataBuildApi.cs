@@ -1,0 +1,16 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Routing;
+
+namespace DataBuild.Api;
+
+public static class DataBuildApi
+{
+    /// <summary>Maps every endpoint of HTTP API v1 plus health.</summary>
+    public static IEndpointRouteBuilder MapDataBuildApi(this IEndpointRouteBuilder app)
+    {
+        app.MapHealth();
+        var v1 = app.MapGroup("/api/v1");
+        v1.MapEvents();
+        return app;
+    }
+}

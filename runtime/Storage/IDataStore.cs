@@ -1,0 +1,27 @@
+using DataBuild.Runtime.EventLog;
+
+namespace DataBuild.Runtime.Storage;
+
+/// <summary>
+/// One database shared by every silo of a cluster (or one SQLite file for a single embedded silo).
+/// Each storage contract (the event log today; grain state, reminders and job runs as they come) is a
+/// property of the store and works inside a <see cref="StoreTransaction"/> the caller owns.
+/// </summary>
+public interface IDataStore : IAsyncDisposable
+{
+    StoreLocation Location { get; }
+
+    /// <summary>Creates or upgrades the schema. Idempotent; safe when several processes run it at once.</summary>
+    Task MigrateAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>Starts a read-write transaction. Dispose without commit rolls it back.</summary>
+    Task<StoreTransaction> BeginAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>True when the database answers a trivial query within the token's deadline.</summary>
+    Task<bool> IsReachableAsync(CancellationToken cancellationToken = default);
+
+    IEventLog Events { get; }
+
+    /// <summary>Pulsed whenever events may have become visible (local commits, and other silos' via the database).</summary>
+    ChangeSignal EventsAppended { get; }
+}

@@ -1,0 +1,118 @@
+using DataBuild.Protos;
+using DataBuild.Runtime.EventLog;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace DataBuild.Runtime.Storage.Postgres;
+
+internal sealed class PostgresEventLog(TimeProvider clock, NpgsqlDataSource dataSource, Action published) : SqlEventLog(clock)
+{
+    // Indexes are (transaction base) + position within the transaction; see 001_event_log.sql.
+    private const int MaxEventsPerTransaction = 1 << 16;
+
+    private const string InsertEvents = """
+        WITH b AS (SELECT bel_txn_base() AS base)
+        INSERT INTO bel_events (idx, event_type, event_time, payload)
+        SELECT b.base + s.n, s.t, s.ts, s.p
+          FROM b, unnest($1::bigint[], $2::text[], $3::bigint[], $4::bytea[]) AS s(n, t, ts, p)
+        RETURNING idx
+        """;
+
+    private const string InsertKeys = """
+        WITH b AS (SELECT bel_txn_base() AS base)
+        INSERT INTO bel_event_keys (kind, key, idx)
+        SELECT s.kind, s.key, b.base + s.n
+          FROM b, unnest($1::smallint[], $2::text[], $3::bigint[]) AS s(kind, key, n)
+        """;
+
+    public override async Task<IReadOnlyList<long>> AppendAsync(StoreTransaction transaction, IReadOnlyList<DataBuildEvent> events, CancellationToken cancellationToken = default)
+    {
+        if (events.Count == 0) return [];
+        var first = transaction.EventsAppended;
+        if (first + events.Count > MaxEventsPerTransaction)
+            throw new InvalidOperationException($"A transaction may append at most {MaxEventsPerTransaction} events.");
+
+        var now = Clock.GetUtcNow().ToUnixTimeMilliseconds();
+        var positions = new long[events.Count];
+        var types = new string[events.Count];
+        var times = new long[events.Count];
+        var payloads = new byte[events.Count][];
+        var keyPositions = new List<long>();
+        var keyKinds = new List<short>();
+        var keyValues = new List<string>();
+        for (var i = 0; i < events.Count; i++)
+        {
+            positions[i] = first + i;
+            types[i] = EventTypeNames.Of(events[i]);
+            times[i] = now;
+            payloads[i] = Serialize(events[i]);
+            foreach (var (kind, key) in EventKeys.Of(events[i]))
+            {
+                keyPositions.Add(first + i);
+                keyKinds.Add((short)kind);
+                keyValues.Add(key);
+            }
+        }
+
+        var connection = (NpgsqlConnection)transaction.Connection;
+        await using var batch = new NpgsqlBatch(connection, (NpgsqlTransaction)transaction.Transaction);
+        var insertEvents = new NpgsqlBatchCommand(InsertEvents);
+        insertEvents.Parameters.Add(new NpgsqlParameter { Value = positions, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint });
+        insertEvents.Parameters.Add(new NpgsqlParameter { Value = types, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+        insertEvents.Parameters.Add(new NpgsqlParameter { Value = times, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint });
+        insertEvents.Parameters.Add(new NpgsqlParameter { Value = payloads, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
+        batch.BatchCommands.Add(insertEvents);
+        if (keyValues.Count > 0)
+        {
+            var insertKeys = new NpgsqlBatchCommand(InsertKeys);
+            insertKeys.Parameters.Add(new NpgsqlParameter { Value = keyKinds.ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Smallint });
+            insertKeys.Parameters.Add(new NpgsqlParameter { Value = keyValues.ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+            insertKeys.Parameters.Add(new NpgsqlParameter { Value = keyPositions.ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint });
+            batch.BatchCommands.Add(insertKeys);
+        }
+
+        var indexes = new List<long>(events.Count);
+        await using (var reader = await batch.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken)) indexes.Add(reader.GetInt64(0));
+        }
+        indexes.Sort();
+        transaction.EventsAppended = first + events.Count;
+        transaction.OnCommitted(published);
+        return indexes;
+    }
+
+    protected override async Task<(List<StoredEvent> Rows, long Watermark)> QueryAsync(
+        long since, int limit, string conditions, IReadOnlyList<object> parameters, CancellationToken cancellationToken)
+    {
+        // One statement, one snapshot: the watermark and the rows agree.
+        var sql = $"""
+            SELECT w.wm, e.idx, e.event_time, e.payload
+              FROM (SELECT bel_watermark() AS wm) w
+              LEFT JOIN LATERAL (
+                  SELECT e.idx, e.event_time, e.payload
+                    FROM bel_events e
+                   WHERE e.idx > $1 AND e.idx < w.wm{conditions}
+                   ORDER BY e.idx
+                   LIMIT $2) e ON true
+             ORDER BY e.idx
+            """;
+        await using var command = dataSource.CreateCommand(sql);
+        command.Parameters.Add(new NpgsqlParameter { Value = since, NpgsqlDbType = NpgsqlDbType.Bigint });
+        command.Parameters.Add(new NpgsqlParameter { Value = limit, NpgsqlDbType = NpgsqlDbType.Integer });
+        foreach (var p in parameters) command.Parameters.Add(new NpgsqlParameter { Value = p });
+        var rows = new List<StoredEvent>();
+        long watermark = 0;
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            watermark = reader.GetInt64(0);
+            if (!reader.IsDBNull(1)) rows.Add(new StoredEvent(reader.GetInt64(1), reader.GetInt64(2), (byte[])reader[3]));
+        }
+        return (rows, watermark);
+    }
+
+    protected override object SetParameter(IReadOnlyCollection<string> values) => values.ToArray();
+
+    protected override string InSet(string column, int parameter) => $"{column} = ANY(${parameter}::text[])";
+}

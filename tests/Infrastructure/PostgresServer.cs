@@ -1,0 +1,130 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Npgsql;
+
+namespace DataBuild.Tests.Infrastructure;
+
+/// <summary>
+/// One throw-away PostgreSQL server per test run: initdb in a temp folder, a free loopback port, fsync off.
+/// Set DATABUILD_TEST_PG to a connection string (a role allowed to create databases) to use an existing server.
+/// </summary>
+public sealed class PostgresServer
+{
+    private static readonly Lazy<Task<PostgresServer>> Shared = new(StartAsync);
+    private readonly string? _dataDir;
+    private readonly string? _binDir;
+
+    private PostgresServer(string adminConnectionString, string? dataDir, string? binDir)
+    {
+        AdminConnectionString = adminConnectionString;
+        _dataDir = dataDir;
+        _binDir = binDir;
+    }
+
+    public string AdminConnectionString { get; }
+    public string? BinDir => _binDir;
+
+    public static Task<PostgresServer> Instance => Shared.Value;
+
+    /// <summary>A new, empty database; its connection string.</summary>
+    public async Task<string> CreateDatabaseAsync(string prefix = "t")
+    {
+        var name = $"{prefix}_{Guid.NewGuid():N}"[..Math.Min(60, prefix.Length + 33)].ToLowerInvariant();
+        await using var connection = new NpgsqlConnection(AdminConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand($"CREATE DATABASE \"{name}\"", connection);
+        await command.ExecuteNonQueryAsync();
+        return new NpgsqlConnectionStringBuilder(AdminConnectionString) { Database = name }.ConnectionString;
+    }
+
+    private static async Task<PostgresServer> StartAsync()
+    {
+        var existing = Environment.GetEnvironmentVariable("DATABUILD_TEST_PG");
+        if (!string.IsNullOrWhiteSpace(existing)) return new PostgresServer(existing, null, FindBinDir(required: false));
+
+        var bin = FindBinDir(required: true)!;
+        var asRoot = Environment.UserName == "root";
+        var dir = Directory.CreateTempSubdirectory("databuild-pg-").FullName;
+        var data = Path.Combine(dir, "data");
+        if (asRoot) await RunAsync("chown", ["-R", "postgres:postgres", dir]);
+        var port = FreePort();
+
+        await RunAsync(Path.Combine(bin, "initdb"), ["-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"], asRoot);
+        var options = $"-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off " +
+                      "-c full_page_writes=off -c max_connections=400 -c shared_buffers=256MB";
+        await RunAsync(Path.Combine(bin, "pg_ctl"), ["-D", data, "-o", options, "-l", Path.Combine(dir, "server.log"), "-w", "-t", "60", "start"], asRoot);
+
+        var server = new PostgresServer($"Host=127.0.0.1;Port={port};Username=postgres;Database=postgres;Pooling=true", dir, bin);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => server.Stop(asRoot, data);
+        return server;
+    }
+
+    private void Stop(bool asRoot, string data)
+    {
+        try
+        {
+            RunAsync(Path.Combine(_binDir!, "pg_ctl"), ["-D", data, "-m", "immediate", "-w", "stop"], asRoot).GetAwaiter().GetResult();
+            Directory.Delete(_dataDir!, recursive: true);
+        }
+        catch (Exception) { /* the process is ending; a leftover temp folder is harmless */ }
+    }
+
+    public static string? FindBinDir(bool required)
+    {
+        var candidates = Directory.Exists("/usr/lib/postgresql")
+            ? Directory.GetDirectories("/usr/lib/postgresql").OrderByDescending(d => int.TryParse(Path.GetFileName(d), out var v) ? v : 0)
+                .Select(d => Path.Combine(d, "bin"))
+            : [];
+        foreach (var candidate in candidates.Append("/usr/local/pgsql/bin"))
+        {
+            if (File.Exists(Path.Combine(candidate, "initdb"))) return candidate;
+        }
+        foreach (var path in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':'))
+        {
+            if (path.Length > 0 && File.Exists(Path.Combine(path, "initdb"))) return path;
+        }
+        return required
+            ? throw new InvalidOperationException("PostgreSQL server binaries (initdb, pg_ctl) were not found. Install postgresql (Debian: apt-get install postgresql) or set DATABUILD_TEST_PG.")
+            : null;
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private static async Task RunAsync(string file, string[] args, bool asPostgres = false)
+    {
+        var start = new ProcessStartInfo(asPostgres ? "runuser" : file)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = "/tmp",
+        };
+        if (asPostgres) { start.ArgumentList.Add("-u"); start.ArgumentList.Add("postgres"); start.ArgumentList.Add("--"); start.ArgumentList.Add(file); }
+        foreach (var a in args) start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        if (process.ExitCode != 0)
+            throw new InvalidOperationException($"{file} {string.Join(' ', args)} exited {process.ExitCode}:\n{await stdout}\n{await stderr}");
+    }
+}
+
+/// <summary>Class fixture: each test class gets its own database on the shared server.</summary>
+public sealed class PostgresDatabase : IAsyncLifetime
+{
+    public string ConnectionString { get; private set; } = "";
+
+    public async Task InitializeAsync() =>
+        ConnectionString = await (await PostgresServer.Instance).CreateDatabaseAsync();
+
+    /// <summary>Another fresh database, for tests that need an empty one.</summary>
+    public async Task<string> CreateAnotherAsync() => await (await PostgresServer.Instance).CreateDatabaseAsync();
+
+    public Task DisposeAsync() => Task.CompletedTask;
+}
