@@ -20,7 +20,22 @@ public interface IDataStore : IAsyncDisposable
     /// <summary>True when the database answers a trivial query within the token's deadline.</summary>
     Task<bool> IsReachableAsync(CancellationToken cancellationToken = default);
 
+    /// <summary>Opens a connection for reads outside any transaction (each statement sees committed data).</summary>
+    Task<System.Data.Common.DbConnection> OpenConnectionAsync(CancellationToken cancellationToken = default);
+
     IEventLog Events { get; }
+
+    GrainStateTable GrainStates { get; }
+
+    ReminderTable Reminders { get; }
+
+    MembershipTable Membership { get; }
+
+    /// <summary>Pulsed when reminders may have become due sooner than a silo expected (local commits and other silos').</summary>
+    ChangeSignal RemindersChanged { get; }
+
+    /// <summary>Tells every silo that reminders changed (this one at once, others via the database).</summary>
+    void PublishRemindersChanged();
 
     /// <summary>Pulsed whenever events may have become visible (local commits, and other silos' via the database).</summary>
     ChangeSignal EventsAppended { get; }

@@ -13,6 +13,7 @@ public sealed class StoreTransaction : IAsyncDisposable
     private readonly Func<ValueTask>? _release;
     private List<Action>? _afterCommit;
     private bool _finished;
+    private bool _disposed;
 
     internal StoreTransaction(DbConnection connection, DbTransaction transaction, Func<ValueTask>? release = null)
     {
@@ -58,6 +59,8 @@ public sealed class StoreTransaction : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (_disposed) return;
+        _disposed = true;
         try
         {
             if (!_finished)

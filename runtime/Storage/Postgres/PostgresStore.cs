@@ -9,6 +9,7 @@ namespace DataBuild.Runtime.Storage.Postgres;
 public sealed class PostgresStore : IDataStore
 {
     internal const string EventsChannel = "databuild_events";
+    internal const string RemindersChannel = "databuild_reminders";
 
     // Any fixed 64-bit number: the key of the transaction-scoped lock that serialises migrations.
     private const long MigrationLockKey = 0x44617461_4275696C; // "DataBuil"
@@ -23,13 +24,21 @@ public sealed class PostgresStore : IDataStore
         if (string.IsNullOrEmpty(builder.ApplicationName)) builder.ApplicationName = "databuild";
         _dataSource = NpgsqlDataSource.Create(builder.ConnectionString);
         var logger = (loggers ?? NullLoggerFactory.Instance).CreateLogger<PostgresStore>();
-        _notifications = new PostgresNotifications(_dataSource, logger, [EventsChannel]);
+        _notifications = new PostgresNotifications(_dataSource, logger, [EventsChannel, RemindersChannel]);
         Events = new PostgresEventLog(clock, _dataSource, () => _notifications.Publish(EventsChannel));
     }
 
     public StoreLocation Location { get; }
     public IEventLog Events { get; }
     public ChangeSignal EventsAppended => _notifications.Signal(EventsChannel);
+    public GrainStateTable GrainStates => new(this);
+    public ReminderTable Reminders => new(this);
+    public MembershipTable Membership => new(this);
+    public ChangeSignal RemindersChanged => _notifications.Signal(RemindersChannel);
+    public void PublishRemindersChanged() => _notifications.Publish(RemindersChannel);
+
+    public async Task<System.Data.Common.DbConnection> OpenConnectionAsync(CancellationToken cancellationToken = default) =>
+        await _dataSource.OpenConnectionAsync(cancellationToken);
     internal NpgsqlDataSource DataSource => _dataSource;
 
     public async Task MigrateAsync(CancellationToken cancellationToken = default)

@@ -33,6 +33,14 @@ public sealed class SqliteStore : IDataStore
     public StoreLocation Location { get; }
     public IEventLog Events { get; }
     public ChangeSignal EventsAppended => _eventsAppended;
+    public GrainStateTable GrainStates => new(this);
+    public ReminderTable Reminders => new(this);
+    public MembershipTable Membership => new(this);
+    public ChangeSignal RemindersChanged { get; } = new();
+    public void PublishRemindersChanged() => RemindersChanged.Pulse();
+
+    public async Task<System.Data.Common.DbConnection> OpenConnectionAsync(CancellationToken cancellationToken = default) =>
+        await OpenAsync(cancellationToken);
 
     internal async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
     {

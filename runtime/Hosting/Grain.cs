@@ -1,0 +1,106 @@
+using DataBuild.Protos;
+using DataBuild.Runtime.Storage;
+
+namespace DataBuild.Runtime.Hosting;
+
+/// <summary>
+/// Base class of every grain, mirroring Orleans' <c>Grain</c>. Everything a turn writes (state, events,
+/// reminders, enlisted work) is held until the turn's method returns and then committed in one
+/// transaction; if the method throws, none of it is written.
+/// </summary>
+public abstract class Grain
+{
+    internal GrainActivation Activation { get; set; } = null!;
+
+    public GrainId GrainId => Activation.Id;
+
+    /// <summary>The grain's key (Orleans: <c>this.GetPrimaryKeyString()</c>).</summary>
+    public string GrainKey => Activation.Id.Key;
+
+    protected IGrainFactory GrainFactory => Activation.Runtime.GrainFactory;
+
+    protected TimeProvider Clock => Activation.Runtime.Clock;
+
+    public virtual Task OnActivateAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public virtual Task OnDeactivateAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    private TurnContext Turn => Activation.CurrentTurn
+        ?? throw new InvalidOperationException($"Grain {GrainId}: state, events and reminders can only be written during a turn.");
+
+    /// <summary>A reminder first due after <paramref name="dueTime"/>, then every <paramref name="period"/> (zero: once).</summary>
+    protected Task<IGrainReminder> RegisterOrUpdateReminder(string reminderName, TimeSpan dueTime, TimeSpan period) =>
+        RegisterOrUpdateReminder(reminderName, Clock.GetUtcNow() + dueTime, period);
+
+    /// <summary>A reminder due at an absolute instant (deadlines anchored to business time), then every <paramref name="period"/>.</summary>
+    protected Task<IGrainReminder> RegisterOrUpdateReminder(string reminderName, DateTimeOffset dueAt, TimeSpan period) =>
+        RegisterOrUpdateReminderFor(GrainId, reminderName, dueAt, period);
+
+    /// <summary>
+    /// A reminder for another grain, committed with this turn: how a grain hands work to another grain
+    /// durably (delivered at least once, after this turn commits, even if this silo dies).
+    /// </summary>
+    protected Task<IGrainReminder> RegisterOrUpdateReminderFor(GrainId target, string reminderName, DateTimeOffset dueAt, TimeSpan period)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(reminderName);
+        if (period < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(period), "A reminder period cannot be negative.");
+        Turn.ReminderChanges.Add(new ReminderChange(target, reminderName, dueAt.ToUnixTimeMilliseconds(), (long)period.TotalMilliseconds));
+        return Task.FromResult<IGrainReminder>(new GrainReminder(reminderName));
+    }
+
+    protected GrainId IdOf<TGrainInterface>(string key) where TGrainInterface : IGrainWithStringKey =>
+        new(Activation.Runtime.Types.TypeNameOf(typeof(TGrainInterface)), key);
+
+    protected Task UnregisterReminder(IGrainReminder reminder)
+    {
+        Turn.ReminderChanges.Add(new ReminderChange(GrainId, reminder.ReminderName, null, 0));
+        return Task.CompletedTask;
+    }
+
+    protected async Task<IGrainReminder?> GetReminder(string reminderName) =>
+        await Activation.Runtime.Store.Reminders.ReadAsync(GrainId, reminderName) is { } row ? new GrainReminder(row.Name) : null;
+
+    /// <summary>Appends a build event, committed with this turn.</summary>
+    protected void AppendEvent(DataBuildEvent e) => Turn.Events.Add(e);
+
+    /// <summary>Runs <paramref name="write"/> inside this turn's transaction, after the state, reminders and events.</summary>
+    protected void EnlistWrite(Func<StoreTransaction, CancellationToken, Task> write) => Turn.Writes.Add(write);
+
+    /// <summary>Runs <paramref name="action"/> only once this turn has committed (never if it rolls back).</summary>
+    protected void AfterCommit(Action action) => Turn.AfterCommit.Add(action);
+
+    private sealed record GrainReminder(string ReminderName) : IGrainReminder;
+}
+
+/// <summary>Orleans' <c>Grain&lt;TState&gt;</c>: one persistent state, loaded before activation, versioned on every write.</summary>
+public abstract class Grain<TState> : Grain, IPersistentGrain where TState : class, new()
+{
+    protected TState State { get; set; } = new();
+
+    /// <summary>Marks the state to be written when this turn commits.</summary>
+    protected Task WriteStateAsync()
+    {
+        Turn().StateWrite = StateWrite.Write;
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Deletes the stored state when this turn commits and resets it to a new <typeparamref name="TState"/>.</summary>
+    protected Task ClearStateAsync()
+    {
+        Turn().StateWrite = StateWrite.Clear;
+        State = new TState();
+        return Task.CompletedTask;
+    }
+
+    private TurnContext Turn() => Activation.CurrentTurn
+        ?? throw new InvalidOperationException($"Grain {GrainId}: state can only be written during a turn.");
+
+    Type IPersistentGrain.StateType => typeof(TState);
+    object IPersistentGrain.State { get => State; set => State = (TState)value; }
+}
+
+internal interface IPersistentGrain
+{
+    Type StateType { get; }
+    object State { get; set; }
+}

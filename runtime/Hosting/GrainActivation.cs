@@ -1,0 +1,136 @@
+using System.Text.Json;
+using DataBuild.Runtime.Storage;
+
+namespace DataBuild.Runtime.Hosting;
+
+/// <summary>
+/// One grain in memory: its instance, its last committed state and version, and a turn gate that lets one
+/// turn run at a time (non-reentrant, as Orleans grains are by default).
+/// </summary>
+internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain instance)
+{
+    private readonly SemaphoreSlim _turnGate = new(1, 1);
+    private long _version;
+    private byte[]? _committedPayload;
+
+    public GrainId Id { get; } = id;
+    public Grain Instance { get; } = instance;
+    public GrainRuntime Runtime { get; } = runtime;
+    public TurnContext? CurrentTurn { get; private set; }
+    public volatile bool IsDefunct;
+    public long LastUsedTimestamp;
+
+    private IPersistentGrain? Persistent => Instance as IPersistentGrain;
+
+    /// <summary>Loads the state, then runs <c>OnActivateAsync</c> as the activation's first turn.</summary>
+    public async Task ActivateAsync(CancellationToken cancellationToken)
+    {
+        Instance.Activation = this;
+        if (Persistent is not null)
+        {
+            var stored = await Runtime.Store.GrainStates.ReadAsync(null, Id, forUpdate: false, cancellationToken);
+            Adopt(stored);
+        }
+        await RunTurnAsync(async () => { await Instance.OnActivateAsync(cancellationToken); return true; }, null, cancellationToken);
+    }
+
+    /// <summary>Tries to start a turn now; false if one is running (the activation is busy, not idle).</summary>
+    public bool TryEnterIdle() => _turnGate.Wait(0);
+
+    public void Exit() => _turnGate.Release();
+
+    public async Task<T> RunTurnAsync<T>(Func<Task<T>> body, ReminderDelivery? delivery, CancellationToken cancellationToken)
+    {
+        await _turnGate.WaitAsync(cancellationToken);
+        try
+        {
+            if (IsDefunct) throw new ActivationDefunctException();
+            var turn = new TurnContext { Delivery = delivery };
+            CurrentTurn = turn;
+            var callerChain = CallChain.Current;
+            CallChain.Current = callerChain.Add(Id);
+            try
+            {
+                if (Persistent is not null && Runtime.LockStatePerTurn)
+                {
+                    // Take the row lock first: activations of this grain on other silos wait, and we see their writes.
+                    turn.Transaction = await Runtime.Store.BeginAsync(cancellationToken);
+                    var stored = await Runtime.Store.GrainStates.ReadAsync(turn.Transaction, Id, forUpdate: true, cancellationToken);
+                    if ((stored?.Version ?? 0) != _version) Adopt(stored);
+                }
+                var result = await body();
+                await CommitAsync(turn, cancellationToken);
+                return result;
+            }
+            catch (Exception e)
+            {
+                // Nothing of a failed turn survives: not in the database (rolled back) nor in memory.
+                Adopt(_version, _committedPayload);
+                if (e is InconsistentStateException) IsDefunct = true;
+                throw;
+            }
+            finally
+            {
+                CallChain.Current = callerChain;
+                CurrentTurn = null;
+                if (turn.Transaction is not null) await turn.Transaction.DisposeAsync();
+                LastUsedTimestamp = Runtime.Clock.GetTimestamp();
+            }
+        }
+        finally
+        {
+            _turnGate.Release();
+        }
+    }
+
+    private async Task CommitAsync(TurnContext turn, CancellationToken cancellationToken)
+    {
+        if (!turn.HasWrites)
+        {
+            if (turn.Transaction is not null) await turn.Transaction.CommitAsync(cancellationToken); // releases the row lock
+            return;
+        }
+        var store = Runtime.Store;
+        var tx = turn.Transaction ??= await store.BeginAsync(cancellationToken);
+        var version = _version;
+        var payload = _committedPayload;
+        switch (turn.StateWrite)
+        {
+            case StateWrite.Write:
+                payload = JsonSerializer.SerializeToUtf8Bytes(Persistent!.State, Persistent.StateType, GrainRuntime.StateJson);
+                version = await store.GrainStates.WriteAsync(tx, Id, _version, payload, Runtime.Clock.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
+                break;
+            case StateWrite.Clear:
+                await store.GrainStates.ClearAsync(tx, Id, _version, cancellationToken);
+                version = 0;
+                payload = null;
+                break;
+        }
+        if (turn.Delivery is { } delivery && !await store.Reminders.CompleteAsync(tx, delivery.Claim, delivery.NextDueAt, cancellationToken))
+            throw new StaleReminderClaimException(delivery.Claim);
+        foreach (var change in turn.ReminderChanges)
+        {
+            if (change.DueAt is { } dueAt) await store.Reminders.UpsertAsync(tx, change.Grain, change.Name, dueAt, change.PeriodMs, cancellationToken);
+            else await store.Reminders.DeleteAsync(tx, change.Grain, change.Name, cancellationToken);
+        }
+        if (turn.Events.Count > 0) await store.Events.AppendAsync(tx, turn.Events, cancellationToken);
+        foreach (var write in turn.Writes) await write(tx, cancellationToken);
+        if (turn.ReminderChanges.Count > 0) tx.OnCommitted(store.PublishRemindersChanged);
+        else if (turn.Delivery?.NextDueAt is not null) tx.OnCommitted(store.RemindersChanged.Pulse);
+        foreach (var action in turn.AfterCommit) tx.OnCommitted(action);
+
+        await tx.CommitAsync(cancellationToken);
+        _version = version;
+        _committedPayload = payload;
+    }
+
+    private void Adopt(StoredState? stored) => Adopt(stored?.Version ?? 0, stored?.Payload);
+
+    private void Adopt(long version, byte[]? payload)
+    {
+        _version = version;
+        _committedPayload = payload;
+        if (Persistent is { } p)
+            p.State = payload is null ? Activator.CreateInstance(p.StateType)! : JsonSerializer.Deserialize(payload, p.StateType, GrainRuntime.StateJson)!;
+    }
+}

@@ -1,0 +1,72 @@
+using System.Collections.Concurrent;
+
+namespace DataBuild.Runtime.Hosting;
+
+/// <summary>This silo's activations: created on first call, dropped when defunct, collected when idle.</summary>
+internal sealed class GrainCatalog(GrainRuntime runtime)
+{
+    private readonly ConcurrentDictionary<GrainId, Lazy<Task<GrainActivation>>> _activations = new();
+
+    public int Count => _activations.Count;
+
+    public async Task<GrainActivation> GetOrActivateAsync(GrainId id, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var entry = _activations.GetOrAdd(id, key => new Lazy<Task<GrainActivation>>(() => ActivateAsync(key, cancellationToken)));
+            GrainActivation activation;
+            try
+            {
+                activation = await entry.Value;
+            }
+            catch
+            {
+                _activations.TryRemove(new KeyValuePair<GrainId, Lazy<Task<GrainActivation>>>(id, entry));
+                throw;
+            }
+            if (!activation.IsDefunct) return activation;
+            _activations.TryRemove(new KeyValuePair<GrainId, Lazy<Task<GrainActivation>>>(id, entry));
+        }
+    }
+
+    private async Task<GrainActivation> ActivateAsync(GrainId id, CancellationToken cancellationToken)
+    {
+        var instance = runtime.CreateInstance(id);
+        var activation = new GrainActivation(runtime, id, instance);
+        await activation.ActivateAsync(cancellationToken);
+        return activation;
+    }
+
+    public void Drop(GrainActivation activation)
+    {
+        activation.IsDefunct = true;
+        if (_activations.TryGetValue(activation.Id, out var entry) && entry.IsValueCreated && entry.Value.IsCompletedSuccessfully && entry.Value.Result == activation)
+            _activations.TryRemove(new KeyValuePair<GrainId, Lazy<Task<GrainActivation>>>(activation.Id, entry));
+    }
+
+    /// <summary>Deactivates activations unused for longer than <paramref name="idleFor"/> (all of them when null).</summary>
+    public async Task<int> CollectAsync(TimeSpan? idleFor, CancellationToken cancellationToken)
+    {
+        var collected = 0;
+        foreach (var (id, entry) in _activations)
+        {
+            if (!entry.IsValueCreated || !entry.Value.IsCompletedSuccessfully) continue;
+            var activation = entry.Value.Result;
+            if (idleFor is { } idle && runtime.Clock.GetElapsedTime(activation.LastUsedTimestamp) < idle) continue;
+            if (!activation.TryEnterIdle()) continue; // mid-turn: not idle
+            try
+            {
+                activation.IsDefunct = true;
+                _activations.TryRemove(new KeyValuePair<GrainId, Lazy<Task<GrainActivation>>>(id, entry));
+                try { await activation.Instance.OnDeactivateAsync(cancellationToken); }
+                catch (Exception e) { runtime.Log.LogDeactivationFailed(e, id); }
+                collected++;
+            }
+            finally
+            {
+                activation.Exit();
+            }
+        }
+        return collected;
+    }
+}

@@ -1,0 +1,102 @@
+using System.Text.Json;
+using DataBuild.Runtime.Storage;
+using DataBuild.Runtime.Storage.Postgres;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace DataBuild.Runtime.Hosting;
+
+/// <summary>What every activation of one silo shares: the store, the grain types, services and the catalog.</summary>
+internal sealed class GrainRuntime : IGrainFactory
+{
+    public static readonly JsonSerializerOptions StateJson = new(JsonSerializerDefaults.General) { IncludeFields = false };
+
+    private readonly IServiceProvider _services;
+
+    public GrainRuntime(IDataStore store, GrainTypeRegistry types, IServiceProvider services, TimeProvider clock, ILogger log)
+    {
+        Store = store;
+        Types = types;
+        _services = services;
+        Clock = clock;
+        Log = log;
+        Catalog = new GrainCatalog(this);
+        // With several silos on one database, activations of one grain may exist on more than one silo;
+        // a row lock per turn makes them take turns. A SQLite store has one silo, whose memory is authoritative.
+        LockStatePerTurn = store is PostgresStore;
+    }
+
+    public IDataStore Store { get; }
+    public GrainTypeRegistry Types { get; }
+    public TimeProvider Clock { get; }
+    public ILogger Log { get; }
+    public GrainCatalog Catalog { get; }
+    public bool LockStatePerTurn { get; }
+    public IGrainFactory GrainFactory => this;
+
+    /// <summary>Cancelled when the silo is killed: in-flight turns abandon their transactions.</summary>
+    public CancellationToken Killed { get; set; }
+
+    public TGrainInterface GetGrain<TGrainInterface>(string key) where TGrainInterface : IGrainWithStringKey
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        return GrainReference.Create<TGrainInterface>(this, new GrainId(Types.TypeNameOf(typeof(TGrainInterface)), key));
+    }
+
+    public Grain CreateInstance(GrainId id) =>
+        (Grain)ActivatorUtilities.CreateInstance(_services, Types.ClassOf(id.Type));
+
+    /// <summary>
+    /// One call into a grain: refuses call cycles, activates on demand, and retries once on a fresh activation
+    /// when the stored state moved under the old one.
+    /// </summary>
+    public async Task<T> InvokeAsync<T>(GrainId id, Func<Grain, Task<T>> call, ReminderDelivery? delivery = null)
+    {
+        var chain = CallChain.Current;
+        if (chain.Contains(id)) throw new GrainCallCycleException(chain, id);
+        for (var attempt = 0; ; attempt++)
+        {
+            var activation = await Catalog.GetOrActivateAsync(id, Killed);
+            try
+            {
+                return await activation.RunTurnAsync(() => call(activation.Instance), delivery, Killed);
+            }
+            catch (ActivationDefunctException)
+            {
+                // collected or dropped between lookup and turn: look it up again
+            }
+            catch (InconsistentStateException e) when (attempt == 0)
+            {
+                Log.LogInconsistentState(e.Grain, e.Message);
+                Catalog.Drop(activation);
+            }
+        }
+    }
+}
+
+internal static partial class RuntimeLog
+{
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Deactivating {Grain} failed")]
+    public static partial void LogDeactivationFailed(this ILogger log, Exception e, GrainId grain);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Grain {Grain}: {Reason}; retrying on a fresh activation")]
+    public static partial void LogInconsistentState(this ILogger log, GrainId grain, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Reminder {Name} of {Grain} failed (attempt {Attempt}); retrying at {RetryAt:o}")]
+    public static partial void LogReminderFailed(this ILogger log, Exception e, string name, GrainId grain, int attempt, DateTimeOffset retryAt);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Reminder {Name} of {Grain} was taken over while being delivered; dropping this delivery")]
+    public static partial void LogReminderStale(this ILogger log, string name, GrainId grain);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Reminder loop failed; retrying")]
+    public static partial void LogReminderLoopFailed(this ILogger log, Exception e);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Silos {Silos} stopped heartbeating; their leases were released")]
+    public static partial void LogSilosDeclaredDead(this ILogger log, string silos);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "This silo ({Silo}) had been declared dead by another silo; it is active again")]
+    public static partial void LogRevived(this ILogger log, string silo);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Membership heartbeat failed")]
+    public static partial void LogHeartbeatFailed(this ILogger log, Exception e);
+}

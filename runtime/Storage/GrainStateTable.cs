@@ -1,0 +1,96 @@
+using System.Data.Common;
+using DataBuild.Runtime.Hosting;
+using Npgsql;
+
+namespace DataBuild.Runtime.Storage;
+
+/// <summary>A grain's persisted state: a payload and a version that fences every write.</summary>
+public sealed record StoredState(long Version, byte[] Payload);
+
+/// <summary>
+/// Versioned grain state, as Orleans' ADO.NET <c>WriteToStorage</c>: a write succeeds only on the version
+/// the writer last saw; otherwise <see cref="InconsistentStateException"/>.
+/// </summary>
+public sealed class GrainStateTable(IDataStore store)
+{
+    /// <summary>
+    /// Reads a grain's state. Inside a PostgreSQL transaction with <paramref name="forUpdate"/>, the grain stays
+    /// locked until the transaction ends, so activations on other silos wait their turn.
+    /// </summary>
+    public async Task<StoredState?> ReadAsync(StoreTransaction? transaction, GrainId id, bool forUpdate, CancellationToken cancellationToken = default)
+    {
+        const string select = "SELECT version, payload FROM grain_state WHERE grain_type = $1 AND grain_key = $2";
+        DbConnection? own = null;
+        try
+        {
+            if (transaction is not null && forUpdate && transaction.IsPostgres())
+                return await LockAndReadAsync(transaction, id, select, cancellationToken);
+            DbCommand command;
+            if (transaction is not null)
+                command = transaction.Command(select, id.Type, id.Key);
+            else
+                command = Sql.Command(own = await store.OpenConnectionAsync(cancellationToken), null, select, id.Type, id.Key);
+            await using (command)
+            await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+            {
+                return await reader.ReadAsync(cancellationToken) ? new StoredState(reader.GetInt64(0), (byte[])reader[1]) : null;
+            }
+        }
+        finally
+        {
+            if (own is not null) await own.DisposeAsync();
+        }
+    }
+
+    /// <summary>
+    /// Two statements in one round trip: the read's snapshot is taken after the lock is granted, so it sees the
+    /// last holder's commit. A transaction-scoped advisory lock (not FOR UPDATE) leaves the turn without a
+    /// transaction id until it writes, so an open turn does not hold back the event log's watermark, and the
+    /// lock ends with the transaction if the connection dies.
+    /// </summary>
+    private static async Task<StoredState?> LockAndReadAsync(StoreTransaction transaction, GrainId id, string select, CancellationToken cancellationToken)
+    {
+        await using var batch = new NpgsqlBatch((NpgsqlConnection)transaction.Connection, (NpgsqlTransaction)transaction.Transaction);
+        var lockCommand = new NpgsqlBatchCommand("SELECT pg_advisory_xact_lock($1)");
+        lockCommand.Parameters.Add(new NpgsqlParameter { Value = LockKey(id) });
+        var readCommand = new NpgsqlBatchCommand(select);
+        readCommand.Parameters.Add(new NpgsqlParameter { Value = id.Type });
+        readCommand.Parameters.Add(new NpgsqlParameter { Value = id.Key });
+        batch.BatchCommands.Add(lockCommand);
+        batch.BatchCommands.Add(readCommand);
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+        await reader.NextResultAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? new StoredState(reader.GetInt64(0), (byte[])reader[1]) : null;
+    }
+
+    /// <summary>A 64-bit advisory lock key for a grain. Two grains sharing one only take turns needlessly.</summary>
+    private static long LockKey(GrainId id) =>
+        BitConverter.ToInt64(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"grain:{id.Type}/{id.Key}")));
+
+    /// <summary>Writes on <paramref name="expectedVersion"/> (0: the grain has no row yet). Returns the new version.</summary>
+    public async Task<long> WriteAsync(StoreTransaction transaction, GrainId id, long expectedVersion, byte[] payload, long nowMs, CancellationToken cancellationToken = default)
+    {
+        await using var command = expectedVersion == 0
+            ? transaction.Command("""
+                INSERT INTO grain_state (grain_type, grain_key, version, payload, updated_at) VALUES ($1, $2, 1, $3, $4)
+                ON CONFLICT (grain_type, grain_key) DO NOTHING
+                """, id.Type, id.Key, payload, nowMs)
+            : transaction.Command("""
+                UPDATE grain_state SET version = version + 1, payload = $3, updated_at = $4
+                 WHERE grain_type = $1 AND grain_key = $2 AND version = $5
+                """, id.Type, id.Key, payload, nowMs, expectedVersion);
+        if (await command.ExecuteNonQueryAsync(cancellationToken) != 1)
+            throw new InconsistentStateException(id, expectedVersion);
+        return expectedVersion + 1;
+    }
+
+    /// <summary>Deletes the state on <paramref name="expectedVersion"/>; the grain starts afresh at version 0.</summary>
+    public async Task ClearAsync(StoreTransaction transaction, GrainId id, long expectedVersion, CancellationToken cancellationToken = default)
+    {
+        if (expectedVersion == 0) return;
+        await using var command = transaction.Command(
+            "DELETE FROM grain_state WHERE grain_type = $1 AND grain_key = $2 AND version = $3", id.Type, id.Key, expectedVersion);
+        if (await command.ExecuteNonQueryAsync(cancellationToken) != 1)
+            throw new InconsistentStateException(id, expectedVersion);
+    }
+}

@@ -1,0 +1,135 @@
+using DataBuild.Runtime.Hosting;
+
+namespace DataBuild.Runtime.Storage;
+
+/// <summary>A reminder as stored. Instants are epoch ms; a period of 0 means one-shot.</summary>
+public sealed record ReminderRow(GrainId Grain, string Name, long DueAt, long PeriodMs, long FirstDue, int Attempt, long Version);
+
+/// <summary>
+/// Durable reminders. Any silo claims due ones with a lease (<c>FOR UPDATE SKIP LOCKED</c> on PostgreSQL);
+/// each claim and completion bumps the version, which fences a silo whose lease was taken over.
+/// </summary>
+public sealed class ReminderTable(IDataStore store)
+{
+    private const string Columns = "grain_type, grain_key, name, due_at, period_ms, first_due, attempt, version";
+
+    /// <summary>Registers or replaces a reminder inside the caller's transaction.</summary>
+    public async Task UpsertAsync(StoreTransaction transaction, GrainId grain, string name, long dueAt, long periodMs, CancellationToken cancellationToken = default)
+    {
+        await using var command = transaction.Command("""
+            INSERT INTO reminders (grain_type, grain_key, name, due_at, period_ms, first_due, attempt, lease_owner, lease_until, version)
+            VALUES ($1, $2, $3, $4, $5, $4, 0, NULL, NULL, 1)
+            ON CONFLICT (grain_type, grain_key, name) DO UPDATE
+               SET due_at = excluded.due_at, period_ms = excluded.period_ms, first_due = excluded.first_due,
+                   attempt = 0, lease_owner = NULL, lease_until = NULL, version = reminders.version + 1
+            """, grain.Type, grain.Key, name, dueAt, periodMs);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    public async Task DeleteAsync(StoreTransaction transaction, GrainId grain, string name, CancellationToken cancellationToken = default)
+    {
+        await using var command = transaction.Command(
+            "DELETE FROM reminders WHERE grain_type = $1 AND grain_key = $2 AND name = $3", grain.Type, grain.Key, name);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    public async Task<ReminderRow?> ReadAsync(GrainId grain, string name, CancellationToken cancellationToken = default)
+    {
+        await using var connection = await store.OpenConnectionAsync(cancellationToken);
+        await using var command = Sql.Command(connection, null,
+            $"SELECT {Columns} FROM reminders WHERE grain_type = $1 AND grain_key = $2 AND name = $3", grain.Type, grain.Key, name);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? Row(reader) : null;
+    }
+
+    public async Task<IReadOnlyList<ReminderRow>> ListAsync(GrainId grain, CancellationToken cancellationToken = default)
+    {
+        await using var connection = await store.OpenConnectionAsync(cancellationToken);
+        await using var command = Sql.Command(connection, null,
+            $"SELECT {Columns} FROM reminders WHERE grain_type = $1 AND grain_key = $2 ORDER BY name", grain.Type, grain.Key);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var rows = new List<ReminderRow>();
+        while (await reader.ReadAsync(cancellationToken)) rows.Add(Row(reader));
+        return rows;
+    }
+
+    /// <summary>Claims up to <paramref name="limit"/> due reminders (unleased, or whose lease ran out) for this silo.</summary>
+    public async Task<IReadOnlyList<ReminderRow>> ClaimDueAsync(string siloId, long nowMs, long leaseMs, int limit, CancellationToken cancellationToken = default)
+    {
+        await using var transaction = await store.BeginAsync(cancellationToken);
+        var sql = transaction.IsPostgres()
+            ? $"""
+              UPDATE reminders r SET lease_owner = $1, lease_until = $2 + $3, version = r.version + 1
+                FROM (SELECT grain_type, grain_key, name FROM reminders
+                       WHERE (lease_owner IS NULL AND due_at <= $2) OR (lease_owner IS NOT NULL AND lease_until < $2)
+                       ORDER BY due_at LIMIT $4 FOR UPDATE SKIP LOCKED) c
+               WHERE r.grain_type = c.grain_type AND r.grain_key = c.grain_key AND r.name = c.name
+              RETURNING r.grain_type, r.grain_key, r.name, r.due_at, r.period_ms, r.first_due, r.attempt, r.version
+              """
+            : $"""
+              UPDATE reminders SET lease_owner = $1, lease_until = $2 + $3, version = version + 1
+               WHERE (grain_type, grain_key, name) IN (
+                     SELECT grain_type, grain_key, name FROM reminders
+                      WHERE (lease_owner IS NULL AND due_at <= $2) OR (lease_owner IS NOT NULL AND lease_until < $2)
+                      ORDER BY due_at LIMIT $4)
+              RETURNING {Columns}
+              """;
+        var rows = new List<ReminderRow>();
+        await using (var command = transaction.Command(sql, siloId, nowMs, leaseMs, limit))
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken)) rows.Add(Row(reader));
+        }
+        await transaction.CommitAsync(cancellationToken);
+        rows.Sort((a, b) => a.DueAt.CompareTo(b.DueAt));
+        return rows;
+    }
+
+    /// <summary>
+    /// Inside the delivering turn's transaction: removes a fired one-shot reminder, or schedules a periodic
+    /// one's next tick. False when the claim is stale (another silo took the reminder over, or the grain
+    /// re-registered it): the caller must not commit the turn as a delivery of this claim.
+    /// </summary>
+    public async Task<bool> CompleteAsync(StoreTransaction transaction, ReminderRow claimed, long? nextDueAt, CancellationToken cancellationToken = default)
+    {
+        await using var command = nextDueAt is null
+            ? transaction.Command("DELETE FROM reminders WHERE grain_type = $1 AND grain_key = $2 AND name = $3 AND version = $4",
+                claimed.Grain.Type, claimed.Grain.Key, claimed.Name, claimed.Version)
+            : transaction.Command("""
+                UPDATE reminders SET due_at = $5, attempt = 0, lease_owner = NULL, lease_until = NULL, version = version + 1
+                 WHERE grain_type = $1 AND grain_key = $2 AND name = $3 AND version = $4
+                """, claimed.Grain.Type, claimed.Grain.Key, claimed.Name, claimed.Version, nextDueAt.Value);
+        return await command.ExecuteNonQueryAsync(cancellationToken) == 1;
+    }
+
+    /// <summary>After a failed delivery: release the claim and try again at <paramref name="retryAt"/>.</summary>
+    public async Task RetryLaterAsync(ReminderRow claimed, long retryAt, CancellationToken cancellationToken = default)
+    {
+        await using var transaction = await store.BeginAsync(cancellationToken);
+        await using (var command = transaction.Command("""
+            UPDATE reminders SET due_at = $5, attempt = attempt + 1, lease_owner = NULL, lease_until = NULL, version = version + 1
+             WHERE grain_type = $1 AND grain_key = $2 AND name = $3 AND version = $4
+            """, claimed.Grain.Type, claimed.Grain.Key, claimed.Name, claimed.Version, retryAt))
+        {
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    /// <summary>The earliest instant at which some reminder becomes claimable, or null when there are none.</summary>
+    public async Task<long?> NextClaimableAtAsync(CancellationToken cancellationToken = default)
+    {
+        await using var connection = await store.OpenConnectionAsync(cancellationToken);
+        await using var command = Sql.Command(connection, null, """
+            SELECT MIN(t) FROM (
+                SELECT MIN(due_at) AS t FROM reminders WHERE lease_owner IS NULL
+                UNION ALL
+                SELECT MIN(lease_until) FROM reminders WHERE lease_owner IS NOT NULL) x
+            """);
+        var value = await command.ExecuteScalarAsync(cancellationToken);
+        return value is null or DBNull ? null : Convert.ToInt64(value);
+    }
+
+    private static ReminderRow Row(System.Data.Common.DbDataReader r) =>
+        new(new GrainId(r.GetString(0), r.GetString(1)), r.GetString(2), r.GetInt64(3), r.GetInt64(4), r.GetInt64(5), r.GetInt32(6), r.GetInt64(7));
+}

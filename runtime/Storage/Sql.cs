@@ -1,0 +1,32 @@
+using System.Data.Common;
+using Npgsql;
+
+namespace DataBuild.Runtime.Storage;
+
+/// <summary>
+/// Commands with positional parameters ($1, $2, …) that read the same on both providers: Npgsql binds them
+/// by position, SQLite by the name "$n".
+/// </summary>
+internal static class Sql
+{
+    public static DbCommand Command(DbConnection connection, DbTransaction? transaction, string sql, params object?[] args)
+    {
+        var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = sql;
+        var positional = connection is NpgsqlConnection;
+        for (var i = 0; i < args.Length; i++)
+        {
+            var p = command.CreateParameter();
+            if (!positional) p.ParameterName = "$" + (i + 1);
+            p.Value = args[i] ?? DBNull.Value;
+            command.Parameters.Add(p);
+        }
+        return command;
+    }
+
+    public static DbCommand Command(this StoreTransaction transaction, string sql, params object?[] args) =>
+        Command(transaction.Connection, transaction.Transaction, sql, args);
+
+    public static bool IsPostgres(this StoreTransaction transaction) => transaction.Connection is NpgsqlConnection;
+}

@@ -1,0 +1,215 @@
+using DataBuild.Protos;
+using DataBuild.Runtime.Hosting;
+using DataBuild.Runtime.Storage;
+using DataBuild.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace DataBuild.Tests.Runtime;
+
+/// <summary>The grain host's contract (state, turns, reminders), run against every store.</summary>
+public abstract class GrainHostConformance : IAsyncLifetime
+{
+    protected static readonly TimeSpan Deadline = TimeSpan.FromSeconds(20);
+    protected ManualTimeProvider Clock { get; } = new();
+    protected DeliveryLog Log { get; } = new();
+    protected Deactivations Deactivations { get; } = new();
+    protected TestCluster Cluster { get; private set; } = null!;
+    protected SiloHost Silo { get; private set; } = null!;
+    protected IGrainFactory Grains => Silo.GrainFactory;
+
+    protected abstract Task<StoreLocation> FreshStoreAsync();
+
+    public async Task InitializeAsync()
+    {
+        Cluster = new TestCluster(await FreshStoreAsync(), s => s.AddSingleton(Log).AddSingleton(Deactivations), Clock);
+        Silo = await Cluster.StartSiloAsync();
+    }
+
+    public async Task DisposeAsync() => await Cluster.DisposeAsync();
+
+    private async Task<long> CountRowsAsync(string sql, params object[] args)
+    {
+        await using var connection = await Silo.Store.OpenConnectionAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        return Convert.ToInt64(await command.ExecuteScalarAsync());
+    }
+
+    [Fact]
+    public async Task State_survives_deactivation_and_each_write_bumps_the_version()
+    {
+        var counter = Grains.GetGrain<ICounterGrain>("c1");
+        for (var i = 0; i < 5; i++) await counter.Increment();
+        Assert.Equal(1, await Silo.CollectIdleAsync(TimeSpan.Zero));
+        Assert.Contains("c1", Deactivations.Keys);
+        Assert.Equal(5, await counter.Get());
+        var stored = await Silo.Store.GrainStates.ReadAsync(null, new GrainId("counter", "c1"), forUpdate: false);
+        Assert.Equal(5, stored!.Version);
+    }
+
+    [Fact]
+    public async Task Concurrent_calls_to_one_grain_take_turns()
+    {
+        var counter = Grains.GetGrain<ICounterGrain>("busy");
+        var results = await Task.WhenAll(Enumerable.Range(0, 200).Select(_ => Task.Run(() => counter.Increment())));
+        Assert.Equal(Enumerable.Range(1, 200).Select(i => (long)i), results.Order());
+        Assert.Equal(200, await counter.Get());
+    }
+
+    [Fact]
+    public async Task A_turn_that_throws_after_writing_state_events_and_a_reminder_leaves_none_of_them_behind()
+    {
+        var counter = Grains.GetGrain<ICounterGrain>("fragile");
+        await counter.Increment();
+        var eventsBefore = (await Silo.Store.Events.ListAsync(new EventFilter())).Events.Count;
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => counter.IncrementThenFail());
+        Assert.Equal("fails after writing", error.Message);
+
+        Assert.Equal(1, await counter.Get()); // in memory too
+        Assert.Equal(1, (await Silo.Store.GrainStates.ReadAsync(null, new GrainId("counter", "fragile"), false))!.Version);
+        Assert.Equal(eventsBefore, (await Silo.Store.Events.ListAsync(new EventFilter())).Events.Count);
+        Assert.Empty(await Silo.Store.Reminders.ListAsync(new GrainId("counter", "fragile")));
+        Assert.Equal(2, await counter.Increment()); // the grain goes on from its committed state
+    }
+
+    [Fact]
+    public async Task A_write_on_a_stale_version_is_refused_and_the_call_retried_on_fresh_state()
+    {
+        var id = new GrainId("counter", "contested");
+        var counter = Grains.GetGrain<ICounterGrain>("contested");
+        await counter.Increment(); // version 1, count 1
+
+        // Another writer moves the row on (as another activation would).
+        await using (var tx = await Silo.Store.BeginAsync())
+        {
+            await Silo.Store.GrainStates.WriteAsync(tx, id, 1, System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new CounterState { Count = 41 }), 0);
+            await tx.CommitAsync();
+        }
+        await using (var stale = await Silo.Store.BeginAsync())
+        {
+            await Assert.ThrowsAsync<InconsistentStateException>(() => Silo.Store.GrainStates.WriteAsync(stale, id, 1, [1], 0));
+        }
+
+        Assert.Equal(42, await counter.Increment());
+        Assert.Equal(3, (await Silo.Store.GrainStates.ReadAsync(null, id, false))!.Version);
+    }
+
+    [Fact]
+    public async Task A_call_cycle_fails_fast_with_the_chain_in_the_message()
+    {
+        var a = Grains.GetGrain<ICycleGrain>("a");
+        Assert.Equal("c", await a.CallThrough(["b", "c"]));
+        var error = await Assert.ThrowsAsync<GrainCallCycleException>(() => a.CallThrough(["b", "a"]).WaitAsync(Deadline));
+        Assert.Contains("cycle/a → cycle/b → cycle/a", error.Message);
+        await Assert.ThrowsAsync<GrainCallCycleException>(() => a.CallThrough(["a"]).WaitAsync(Deadline));
+        Assert.Equal("b", await a.CallThrough(["b"])); // nothing stuck afterwards
+    }
+
+    [Fact]
+    public async Task Idle_activations_are_collected_so_memory_follows_active_grains()
+    {
+        for (var i = 0; i < 100; i++) await Grains.GetGrain<ICounterGrain>($"idle-{i}").Increment();
+        Assert.Equal(100, Silo.ActivationCount);
+        Assert.Equal(0, await Silo.CollectIdleAsync()); // nothing is idle for 15 minutes yet
+        Clock.Advance(TimeSpan.FromMinutes(10));
+        await Grains.GetGrain<ICounterGrain>("idle-7").Increment();
+        Clock.Advance(TimeSpan.FromMinutes(6)); // the collector runs every minute of (fake) time
+        await Silo.CollectIdleAsync();
+        Assert.Equal(1, Silo.ActivationCount);
+        Assert.Equal(99, Deactivations.Keys.Count);
+        Assert.DoesNotContain("idle-7", Deactivations.Keys);
+        Assert.Equal(1, await Grains.GetGrain<ICounterGrain>("idle-3").Get());
+    }
+
+    [Fact]
+    public async Task A_one_shot_reminder_fires_once_at_its_due_time_under_a_fake_clock()
+    {
+        var due = Clock.GetUtcNow().AddMinutes(10);
+        await Grains.GetGrain<IReminderProbeGrain>("p").Schedule("once", due, TimeSpan.Zero);
+
+        Clock.Advance(TimeSpan.FromMinutes(9));
+        Assert.Equal(0, await Grains.GetGrain<IReminderProbeGrain>("p").Delivered());
+        Clock.Advance(TimeSpan.FromMinutes(1));
+        await Eventually.UntilAsync(() => Task.FromResult(Log.Count), n => n == 1, Deadline, "the reminder to fire");
+        var delivery = Assert.Single(Log.All);
+        Assert.Equal(due, delivery.Tick);
+        Assert.Empty(await Silo.Store.Reminders.ListAsync(new GrainId("probe", "p")));
+        Clock.Advance(TimeSpan.FromHours(1));
+        Assert.Equal(1, await Grains.GetGrain<IReminderProbeGrain>("p").Delivered());
+    }
+
+    [Fact]
+    public async Task A_periodic_reminder_ticks_each_period_until_unregistered()
+    {
+        var start = Clock.GetUtcNow();
+        var probe = Grains.GetGrain<IReminderProbeGrain>("tick");
+        await probe.Schedule("every-minute", start.AddMinutes(1), TimeSpan.FromMinutes(1));
+        for (var i = 1; i <= 3; i++)
+        {
+            Clock.Advance(TimeSpan.FromMinutes(1));
+            await Eventually.UntilAsync(() => probe.Delivered(), n => n == i, Deadline, $"tick {i} to commit");
+        }
+        Assert.Equal([start.AddMinutes(1), start.AddMinutes(2), start.AddMinutes(3)], Log.All.Select(d => d.Tick));
+        await probe.Cancel("every-minute");
+        Clock.Advance(TimeSpan.FromMinutes(5));
+        Assert.Equal(3, await probe.Delivered());
+        Assert.Empty(await Silo.Store.Reminders.ListAsync(new GrainId("probe", "tick")));
+    }
+
+    [Fact]
+    public async Task A_failed_delivery_is_retried_with_backoff()
+    {
+        Log.FailuresToInject["flaky"] = 2;
+        var probe = Grains.GetGrain<IReminderProbeGrain>("flaky");
+        await probe.Schedule("flaky", Clock.GetUtcNow(), TimeSpan.Zero);
+
+        // First attempt fails at once; the retry waits 1 s, the next 2 s.
+        var row = await Eventually.UntilAsync(() => Silo.Store.Reminders.ReadAsync(new GrainId("probe", "flaky"), "flaky"),
+            r => r is { Attempt: 1 }, Deadline, "the first failure to be recorded");
+        Assert.Equal(Clock.GetUtcNow().AddSeconds(1).ToUnixTimeMilliseconds(), row!.DueAt);
+        Clock.Advance(TimeSpan.FromSeconds(1));
+        row = await Eventually.UntilAsync(() => Silo.Store.Reminders.ReadAsync(new GrainId("probe", "flaky"), "flaky"),
+            r => r is { Attempt: 2 }, Deadline, "the second failure to be recorded");
+        Assert.Equal(0, Log.Count);
+        Clock.Advance(TimeSpan.FromSeconds(2));
+        await Eventually.UntilAsync(() => Task.FromResult(Log.Count), n => n == 1, Deadline, "the third attempt to succeed");
+        Assert.Equal(3, Log.All[0].Attempt);
+        Assert.Equal(1, await probe.Delivered());
+    }
+
+    [Fact]
+    public async Task A_reminder_set_for_another_grain_is_delivered_after_the_turn_commits()
+    {
+        await Grains.GetGrain<IReminderProbeGrain>("sender").ScheduleFor("receiver", "hand-off", Clock.GetUtcNow());
+        await Eventually.UntilAsync(() => Task.FromResult(Log.Count), n => n == 1, Deadline, "the hand-off");
+        Assert.Equal("receiver", Log.All[0].Grain);
+        Assert.Equal(1, await Grains.GetGrain<IReminderProbeGrain>("receiver").Delivered());
+    }
+
+    [Fact]
+    public async Task A_reminder_due_while_no_silo_ran_fires_when_one_starts()
+    {
+        await Grains.GetGrain<IReminderProbeGrain>("late").Schedule("missed", Clock.GetUtcNow().AddMinutes(1), TimeSpan.Zero);
+        await Cluster.StopAsync(Silo);
+        Clock.Advance(TimeSpan.FromHours(2));
+        Silo = await Cluster.StartSiloAsync();
+        await Eventually.UntilAsync(() => Task.FromResult(Log.Count), n => n == 1, Deadline, "the missed reminder");
+    }
+}
+
+public sealed class SqliteGrainHostTests : GrainHostConformance, IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("databuild-grains-").FullName;
+
+    protected override Task<StoreLocation> FreshStoreAsync() =>
+        Task.FromResult(StoreLocation.Parse($"sqlite:{Path.Combine(_folder, "databuild.db")}"));
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+}
+
+public sealed class PostgresGrainHostTests(PostgresDatabase database) : GrainHostConformance, IClassFixture<PostgresDatabase>
+{
+    protected override async Task<StoreLocation> FreshStoreAsync() =>
+        StoreLocation.Parse($"postgres:{await database.CreateAnotherAsync()}");
+}
