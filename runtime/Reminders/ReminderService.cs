@@ -39,14 +39,15 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
                 }
                 var next = await Table.NextClaimableAtAsync(stopping);
                 var now = Clock.GetUtcNow();
-                var wakeAt = now + options.ReminderSafetyNet;
-                if (next is { } at)
+                if (next is { } at && DateTimeOffset.FromUnixTimeMilliseconds(at) <= now)
                 {
-                    var due = DateTimeOffset.FromUnixTimeMilliseconds(at);
-                    // Due now but not claimable by us (locked by another silo's claim, or no free slot): look again shortly.
-                    if (due <= now) due = free > 0 ? now + TimeSpan.FromMilliseconds(20) : wakeAt;
-                    if (due < wakeAt) wakeAt = due;
+                    // Claimable already: it fell due since the claim, or another silo's claim holds it locked, or
+                    // our slots are full. Pause briefly in real time (a spin guard, not a schedule) and look again.
+                    await Task.WhenAny(changed, slotFreed, Task.Delay(free > 0 ? TimeSpan.FromMilliseconds(20) : TimeSpan.FromSeconds(1), stopping));
+                    continue;
                 }
+                var wakeAt = now + options.ReminderSafetyNet;
+                if (next is { } nextAt && DateTimeOffset.FromUnixTimeMilliseconds(nextAt) < wakeAt) wakeAt = DateTimeOffset.FromUnixTimeMilliseconds(nextAt);
                 var sleep = Task.Delay(wakeAt - now, Clock, stopping);
                 // The clock may have passed the wake-up instant before the timer was armed: then do not sleep.
                 if (Clock.GetUtcNow() >= wakeAt) continue;

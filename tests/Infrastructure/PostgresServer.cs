@@ -3,15 +3,17 @@ using System.Net;
 using System.Net.Sockets;
 using Npgsql;
 
-namespace DataBuild.Tests.Infrastructure;
+namespace DataBuild.Testing;
 
 /// <summary>
-/// One throw-away PostgreSQL server per test run: initdb in a temp folder, a free loopback port, fsync off.
+/// A throw-away PostgreSQL server: initdb in a temp folder, a free loopback port. The tests share one per run
+/// with fsync off (<see cref="Instance"/>); the benchmarks start their own with fsync on, as in production.
 /// Set DATABUILD_TEST_PG to a connection string (a role allowed to create databases) to use an existing server.
+/// Shared by tests/ and bench/ (linked into both).
 /// </summary>
 public sealed class PostgresServer
 {
-    private static readonly Lazy<Task<PostgresServer>> Shared = new(StartAsync);
+    private static readonly Lazy<Task<PostgresServer>> Shared = new(() => StartAsync(durable: false));
     private readonly string? _dataDir;
     private readonly string? _binDir;
 
@@ -38,7 +40,8 @@ public sealed class PostgresServer
         return new NpgsqlConnectionStringBuilder(AdminConnectionString) { Database = name }.ConnectionString;
     }
 
-    private static async Task<PostgresServer> StartAsync()
+    /// <summary>Starts a new server; <paramref name="durable"/> keeps fsync and synchronous commit on.</summary>
+    public static async Task<PostgresServer> StartAsync(bool durable)
     {
         var existing = Environment.GetEnvironmentVariable("DATABUILD_TEST_PG");
         if (!string.IsNullOrWhiteSpace(existing)) return new PostgresServer(existing, null, FindBinDir(required: false));
@@ -51,14 +54,23 @@ public sealed class PostgresServer
         var port = FreePort();
 
         await RunAsync(Path.Combine(bin, "initdb"), ["-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"], asRoot);
-        var options = $"-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off " +
-                      "-c full_page_writes=off -c max_connections=400 -c shared_buffers=256MB";
+        var options = $"-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c max_connections=400 -c shared_buffers=256MB" +
+                      (durable ? "" : " -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
         await RunAsync(Path.Combine(bin, "pg_ctl"), ["-D", data, "-o", options, "-l", Path.Combine(dir, "server.log"), "-w", "-t", "60", "start"], asRoot);
 
         var server = new PostgresServer($"Host=127.0.0.1;Port={port};Username=postgres;Database=postgres;Pooling=true", dir, bin);
-        AppDomain.CurrentDomain.ProcessExit += (_, _) => server.Stop(asRoot, data);
+        server._stop = () => server.Stop(asRoot, data);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => server.StopNow();
         return server;
     }
+
+    private Action? _stop;
+
+    /// <summary>Stops the server and deletes its folder (also done at process exit).</summary>
+    public void StopNow() => Interlocked.Exchange(ref _stop, null)?.Invoke();
+
+    public string Host => new NpgsqlConnectionStringBuilder(AdminConnectionString).Host!;
+    public int Port => new NpgsqlConnectionStringBuilder(AdminConnectionString).Port;
 
     private void Stop(bool asRoot, string data)
     {
@@ -96,7 +108,7 @@ public sealed class PostgresServer
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    private static async Task RunAsync(string file, string[] args, bool asPostgres = false)
+    public static async Task RunAsync(string file, string[] args, bool asPostgres = false)
     {
         var start = new ProcessStartInfo(asPostgres ? "runuser" : file)
         {
@@ -113,18 +125,4 @@ public sealed class PostgresServer
         if (process.ExitCode != 0)
             throw new InvalidOperationException($"{file} {string.Join(' ', args)} exited {process.ExitCode}:\n{await stdout}\n{await stderr}");
     }
-}
-
-/// <summary>Class fixture: each test class gets its own database on the shared server.</summary>
-public sealed class PostgresDatabase : IAsyncLifetime
-{
-    public string ConnectionString { get; private set; } = "";
-
-    public async Task InitializeAsync() =>
-        ConnectionString = await (await PostgresServer.Instance).CreateDatabaseAsync();
-
-    /// <summary>Another fresh database, for tests that need an empty one.</summary>
-    public async Task<string> CreateAnotherAsync() => await (await PostgresServer.Instance).CreateDatabaseAsync();
-
-    public Task DisposeAsync() => Task.CompletedTask;
 }

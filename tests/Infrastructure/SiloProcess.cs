@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Text;
 
+using DataBuild.Testing;
+
 namespace DataBuild.Tests.Infrastructure;
 
 /// <summary>A real silo as a separate process on loopback, as users run it (<c>DataBuild.Silo --store … --urls …</c>).</summary>

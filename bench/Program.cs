@@ -1,0 +1,30 @@
+using System.Text.Json;
+using DataBuild.Bench;
+using DataBuild.Testing;
+
+// dotnet run -c Release --project bench -- [--quick]
+var quick = args.Contains("--quick");
+var duration = TimeSpan.FromSeconds(quick ? 1 : 10);
+var clients = quick ? 4 : 16;
+
+Console.WriteLine($"DataBuild benchmarks ({(quick ? "quick" : "full")}): {Environment.ProcessorCount} cores, {clients} clients, {duration.TotalSeconds:0} s per measurement");
+var server = await PostgresServer.StartAsync(durable: true);
+var results = new List<BenchResult>();
+try
+{
+    results.AddRange(await GrainHostBenchmarks.RunAsync(server, clients, duration));
+}
+finally
+{
+    server.StopNow();
+}
+
+Console.WriteLine();
+Console.WriteLine($"{"benchmark",-34} {"value",14} {"unit",-10} {"baseline",12}  {"ratio",7}  goal");
+foreach (var r in results)
+    Console.WriteLine($"{r.Name,-34} {r.Value,14:N0} {r.Unit,-10} {r.Baseline?.ToString("N0") ?? "-",12}  {r.Ratio?.ToString("0.000") ?? "-",7}  {r.Goal ?? "-"}{(r.Pass is { } p ? p ? " (met)" : " (missed)" : "")}");
+
+var folder = Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "results");
+var path = Path.GetFullPath(Path.Combine(Directory.Exists(folder) ? folder : Directory.GetCurrentDirectory(), "latest.json"));
+await File.WriteAllTextAsync(path, JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));
+Console.WriteLine($"\nwrote {path}");
