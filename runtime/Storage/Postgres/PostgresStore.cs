@@ -22,6 +22,10 @@ public sealed class PostgresStore : IDataStore
         Location = location;
         var builder = new NpgsqlConnectionStringBuilder(location.Target);
         if (string.IsNullOrEmpty(builder.ApplicationName)) builder.ApplicationName = "databuild";
+        // Our statements are few and repeated on every turn: let Npgsql prepare them on the server.
+        if (builder.MaxAutoPrepare == 0) builder.MaxAutoPrepare = 64;
+        // We change no session state on pooled connections (LISTEN has a connection of its own), so skip the reset.
+        builder.NoResetOnClose = true;
         _dataSource = NpgsqlDataSource.Create(builder.ConnectionString);
         var logger = (loggers ?? NullLoggerFactory.Instance).CreateLogger<PostgresStore>();
         _notifications = new PostgresNotifications(_dataSource, logger, [EventsChannel, RemindersChannel]);
