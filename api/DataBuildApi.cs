@@ -1,3 +1,5 @@
+using DataBuild.Api.Partitions;
+using DataBuild.Api.Wants;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
 
@@ -10,6 +12,8 @@ public static class DataBuildApi
     {
         app.MapHealth();
         var v1 = app.MapGroup("/api/v1");
+        v1.MapWants();
+        v1.MapPartitions();
         v1.MapEvents();
         return app;
     }

@@ -51,6 +51,13 @@ public abstract class Grain
     protected GrainId IdOf<TGrainInterface>(string key) where TGrainInterface : IGrainWithStringKey =>
         new(Activation.Runtime.Types.TypeNameOf(typeof(TGrainInterface)), key);
 
+    /// <summary>Withdraws a reminder set for another grain, with this turn (if it has not been delivered yet).</summary>
+    protected Task UnregisterReminderFor(GrainId target, string reminderName)
+    {
+        Turn.ReminderChanges.Add(new ReminderChange(target, reminderName, null, 0));
+        return Task.CompletedTask;
+    }
+
     protected Task UnregisterReminder(IGrainReminder reminder)
     {
         Turn.ReminderChanges.Add(new ReminderChange(GrainId, reminder.ReminderName, null, 0));

@@ -7,7 +7,7 @@ namespace DataBuild.Runtime.Storage;
 /// Commands with positional parameters ($1, $2, …) that read the same on both providers: Npgsql binds them
 /// by position, SQLite by the name "$n".
 /// </summary>
-internal static class Sql
+public static class Sql
 {
     public static DbCommand Command(DbConnection connection, DbTransaction? transaction, string sql, params object?[] args)
     {

@@ -1,0 +1,53 @@
+using DataBuild.Runtime.Storage;
+
+namespace DataBuild.Grains;
+
+/// <summary>The rows the API reads, written inside the owning grain's turn.</summary>
+internal static class ReadModels
+{
+    public static async Task UpsertWantAsync(StoreTransaction tx, WantState s, CancellationToken cancellationToken)
+    {
+        await using var command = tx.Command("""
+            INSERT INTO wants (want_id, status, partitions, data_timestamp, ttl_seconds, sla_seconds, ttl_deadline, sla_deadline,
+                               source_type, source_name, comment, parent_want_id, root_want_id, sla_violated, sla_violated_at,
+                               created_at, satisfied_at, finished_at, reason)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+            ON CONFLICT (want_id) DO UPDATE SET
+                status = excluded.status, sla_violated = excluded.sla_violated, sla_violated_at = excluded.sla_violated_at,
+                satisfied_at = excluded.satisfied_at, finished_at = excluded.finished_at, reason = excluded.reason
+            """, s.WantId, s.Status, System.Text.Json.JsonSerializer.Serialize(s.Partitions), s.DataTimestamp, s.TtlSeconds, s.SlaSeconds,
+            s.TtlDeadline, s.SlaDeadline, s.SourceType, s.SourceName, s.Comment, s.ParentWantId, s.RootWantId, s.SlaViolated,
+            s.SlaViolatedAt, s.CreatedAt, s.SatisfiedAt, s.FinishedAt, s.Reason);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    public static async Task InsertWantPartitionsAsync(StoreTransaction tx, WantState s, CancellationToken cancellationToken)
+    {
+        foreach (var partition in s.Partitions)
+        {
+            await using var command = tx.Command(
+                "INSERT INTO want_partitions (partition_ref, want_id) VALUES ($1, $2) ON CONFLICT DO NOTHING", partition, s.WantId);
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+    }
+
+    public static async Task ClaimIdempotencyKeyAsync(StoreTransaction tx, string key, string wantId, string requestHash, long now, CancellationToken cancellationToken)
+    {
+        await using var command = tx.Command(
+            "INSERT INTO idempotency_keys (key, want_id, request_hash, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING",
+            key, wantId, requestHash, now);
+        if (await command.ExecuteNonQueryAsync(cancellationToken) == 0) throw new GrainInterfaces.IdempotencyKeyTakenException(key);
+    }
+
+    public static async Task UpsertPartitionAsync(StoreTransaction tx, PartitionState s, CancellationToken cancellationToken)
+    {
+        await using var command = tx.Command("""
+            INSERT INTO partitions (partition_ref, status, updated_at, available_at, job_run_id, reason, waiting_wants)
+            VALUES ($1, $2, $3, $4, $5, $6, $7)
+            ON CONFLICT (partition_ref) DO UPDATE SET
+                status = excluded.status, updated_at = excluded.updated_at, available_at = excluded.available_at,
+                job_run_id = excluded.job_run_id, reason = excluded.reason, waiting_wants = excluded.waiting_wants
+            """, s.Ref, s.Status, s.UpdatedAt, s.AvailableAt, s.JobRunId, s.Reason, s.WaitingWants.Count);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+}

@@ -1,0 +1,159 @@
+using DataBuild.GrainInterfaces;
+using DataBuild.Protos;
+using DataBuild.Runtime.Hosting;
+using static DataBuild.Grains.GrainMessages;
+
+namespace DataBuild.Grains;
+
+/// <summary>
+/// A want: "these partitions should exist, for this business date, within this TTL, by this SLA".
+/// TTL and SLA deadlines are anchored to data_timestamp and enforced by durable reminders, so the same
+/// logical want has the same deadlines whenever it is created. Every transition appends its event in the
+/// same turn.
+/// </summary>
+[GrainType("want")]
+public sealed class WantGrain : Grain<WantState>, IWantGrain, IRemindable
+{
+    private long Now => Clock.GetUtcNow().ToUnixTimeMilliseconds();
+
+    public async Task<WantView> Create(CreateWant command)
+    {
+        if (State.WantId is not null) return View();
+        var now = Now;
+        State = new WantState
+        {
+            WantId = command.WantId,
+            Partitions = [.. command.Partitions],
+            DataTimestamp = command.DataTimestamp,
+            TtlSeconds = command.TtlSeconds,
+            SlaSeconds = command.SlaSeconds,
+            SourceType = command.SourceType,
+            SourceName = command.SourceName,
+            Comment = command.Comment,
+            ParentWantId = command.ParentWantId,
+            RootWantId = command.RootWantId ?? command.WantId,
+            Status = WantStatus.Idle,
+            CreatedAt = now,
+        };
+        var created = new WantCreateEventV1
+        {
+            WantId = State.WantId, DataTimestamp = (ulong)State.DataTimestamp, TtlSeconds = (ulong)State.TtlSeconds,
+            SlaSeconds = (ulong)(State.SlaSeconds ?? 0), Source = new EventSource { Type = SourceTypeOf(State.SourceType), Name = State.SourceName },
+            RootWantId = State.RootWantId,
+        };
+        created.Partitions.AddRange(State.Partitions.Select(p => new PartitionRef { Str = p }));
+        if (State.Comment is not null) created.Comment = State.Comment;
+        if (State.ParentWantId is not null) created.ParentWantId = State.ParentWantId;
+        AppendEvent(new DataBuildEvent { WantCreate = created });
+
+        // A deadline already past fires at once: the reminder is simply due.
+        await RegisterOrUpdateReminder(TtlDeadline, DateTimeOffset.FromUnixTimeMilliseconds(State.TtlDeadline), TimeSpan.Zero);
+        if (State.SlaDeadline is { } sla) await RegisterOrUpdateReminder(SlaDeadline, DateTimeOffset.FromUnixTimeMilliseconds(sla), TimeSpan.Zero);
+        await TellPartitionsAsync(WantWaiting);
+
+        var state = State;
+        if (command.IdempotencyKey is { } key)
+            EnlistWrite((tx, ct) => ReadModels.ClaimIdempotencyKeyAsync(tx, key, state.WantId!, command.RequestHash ?? "", now, ct));
+        EnlistWrite((tx, ct) => ReadModels.InsertWantPartitionsAsync(tx, state, ct));
+        await SaveAsync();
+        return View();
+    }
+
+    public async Task<WantView> Cancel(CancelWant command)
+    {
+        if (State.WantId is null) throw new KeyNotFoundException($"Want {GrainKey} does not exist.");
+        if (WantStatus.IsTerminal(State.Status))
+            throw new WantConflictException($"Want {GrainKey} is already {State.Status}; only a want that has not ended can be cancelled.");
+        var cancel = new WantCancelEventV1 { WantId = GrainKey, Source = new EventSource { Type = SourceTypeOf(command.SourceType), Name = command.SourceName } };
+        if (command.Comment is not null) cancel.Comment = command.Comment;
+        AppendEvent(new DataBuildEvent { WantCancel = cancel });
+        await EndAsync(WantStatus.Cancelled, command.Comment);
+        return View();
+    }
+
+    public Task<WantView?> Get() => Task.FromResult(State.WantId is null ? null : View());
+
+    public async Task ReceiveReminder(string reminderName, TickStatus status)
+    {
+        if (State.WantId is null) return; // a message for a want that was never committed
+        if (reminderName == TtlDeadline)
+        {
+            if (WantStatus.IsTerminal(State.Status)) return;
+            AppendEvent(new DataBuildEvent { WantExpired = new WantExpiredEventV1 { WantId = GrainKey, TtlDeadline = (ulong)State.TtlDeadline } });
+            await EndAsync(WantStatus.Expired, $"not satisfied by its TTL deadline {DateTimeOffset.FromUnixTimeMilliseconds(State.TtlDeadline).UtcDateTime:yyyy-MM-ddTHH:mm:ssZ}");
+        }
+        else if (reminderName == SlaDeadline)
+        {
+            if (WantStatus.IsTerminal(State.Status) || State.SlaViolated) return;
+            State.SlaViolated = true;
+            State.SlaViolatedAt = Now;
+            AppendEvent(new DataBuildEvent { WantSlaViolated = new WantSlaViolatedEventV1 { WantId = GrainKey, SlaDeadline = (ulong)State.SlaDeadline!.Value } });
+            await SaveAsync();
+        }
+        else if (reminderName.StartsWith(PartitionAvailable, StringComparison.Ordinal))
+        {
+            var partition = reminderName[PartitionAvailable.Length..];
+            if (WantStatus.IsTerminal(State.Status) || !State.Partitions.Contains(partition) || !State.Available.Add(partition)) return;
+            if (State.Available.Count == State.Partitions.Count)
+            {
+                State.Status = WantStatus.Satisfied;
+                State.SatisfiedAt = State.FinishedAt = Now;
+                AppendEvent(new DataBuildEvent { WantSatisfied = new WantSatisfiedEventV1 { WantId = GrainKey } });
+                await UnregisterDeadlinesAsync();
+            }
+            await SaveAsync();
+        }
+    }
+
+    private async Task EndAsync(string status, string? reason)
+    {
+        State.Status = status;
+        State.FinishedAt = Now;
+        State.Reason = reason;
+        await UnregisterDeadlinesAsync();
+        await TellPartitionsAsync(WantGone);
+        await SaveAsync();
+    }
+
+    private async Task UnregisterDeadlinesAsync()
+    {
+        foreach (var name in new[] { TtlDeadline, SlaDeadline })
+        {
+            if (await GetReminder(name) is { } reminder) await UnregisterReminder(reminder);
+        }
+    }
+
+    private async Task TellPartitionsAsync(string message)
+    {
+        var now = Clock.GetUtcNow();
+        foreach (var partition in State.Partitions.Where(p => !State.Available.Contains(p)))
+        {
+            var target = IdOf<IPartitionGrain>(partition);
+            // "Gone" must not overtake "waiting": withdraw the registration if it is still undelivered.
+            if (message == WantGone) await UnregisterReminderFor(target, WantWaiting + GrainKey);
+            await RegisterOrUpdateReminderFor(target, message + GrainKey, now, TimeSpan.Zero);
+        }
+    }
+
+    private async Task SaveAsync()
+    {
+        var state = State;
+        EnlistWrite((tx, ct) => ReadModels.UpsertWantAsync(tx, state, ct));
+        await WriteStateAsync();
+    }
+
+    private WantView View() => new(State.WantId!, State.Partitions, State.DataTimestamp, State.TtlSeconds, State.SlaSeconds,
+        State.TtlDeadline, State.SlaDeadline, State.SourceType, State.SourceName, State.Comment, State.ParentWantId, State.RootWantId,
+        State.Status, State.SlaViolated, State.SlaViolatedAt, State.CreatedAt, State.SatisfiedAt, State.FinishedAt, State.Reason);
+
+    internal static EventSourceType SourceTypeOf(string type) => type switch
+    {
+        "api" => EventSourceType.Api,
+        "cli" => EventSourceType.Cli,
+        "dashboard" => EventSourceType.Dashboard,
+        "scheduled" => EventSourceType.Scheduled,
+        "job" => EventSourceType.Job,
+        "graph" => EventSourceType.Graph,
+        _ => EventSourceType.Unspecified,
+    };
+}

@@ -1,0 +1,37 @@
+namespace DataBuild.Grains;
+
+public sealed class WantState
+{
+    public string? WantId { get; set; }
+    public List<string> Partitions { get; set; } = [];
+    public long DataTimestamp { get; set; }
+    public long TtlSeconds { get; set; }
+    public long? SlaSeconds { get; set; }
+    public string SourceType { get; set; } = "";
+    public string SourceName { get; set; } = "";
+    public string? Comment { get; set; }
+    public string? ParentWantId { get; set; }
+    public string RootWantId { get; set; } = "";
+    public string Status { get; set; } = "";
+    public bool SlaViolated { get; set; }
+    public long? SlaViolatedAt { get; set; }
+    public long CreatedAt { get; set; }
+    public long? SatisfiedAt { get; set; }
+    public long? FinishedAt { get; set; }
+    public string? Reason { get; set; }
+    public HashSet<string> Available { get; set; } = [];
+
+    public long TtlDeadline => DataTimestamp + TtlSeconds * 1000;
+    public long? SlaDeadline => SlaSeconds is { } s ? DataTimestamp + s * 1000 : null;
+}
+
+public sealed class PartitionState
+{
+    public string? Ref { get; set; }
+    public string Status { get; set; } = "missing";
+    public long UpdatedAt { get; set; }
+    public long? AvailableAt { get; set; }
+    public string? JobRunId { get; set; }
+    public string? Reason { get; set; }
+    public HashSet<string> WaitingWants { get; set; } = [];
+}

@@ -1,0 +1,67 @@
+using DataBuild.Api;
+using DataBuild.Api.Partitions;
+using DataBuild.Api.Wants;
+using DataBuild.GrainInterfaces.Graph;
+using DataBuild.Grains;
+using DataBuild.Runtime.Hosting;
+using DataBuild.Runtime.Storage;
+
+namespace DataBuild.Silo;
+
+/// <summary>Composes a silo: store, graph, grain host and HTTP API. Tests build it in-process with their own clock.</summary>
+public static class SiloApplication
+{
+    public static WebApplication Build(string[] args, Action<IServiceCollection>? configure = null, Func<SiloHostOptions, SiloHostOptions>? hostOptions = null)
+    {
+        var builder = WebApplication.CreateBuilder(args);
+        var options = SiloOptions.From(builder.Configuration);
+        var graph = GraphConfig.Load(options.GraphPath);
+
+        builder.WebHost.UseUrls(options.Urls);
+        builder.Services.AddProblemDetails();
+        builder.Services.AddOpenApi();
+        builder.Services.ConfigureHttpJsonOptions(json =>
+        {
+            json.SerializerOptions.PropertyNamingPolicy = ApiJson.Options.PropertyNamingPolicy;
+            json.SerializerOptions.DictionaryKeyPolicy = ApiJson.Options.DictionaryKeyPolicy;
+        });
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(graph);
+        builder.Services.AddSingleton(new PartitionOwners(graph));
+        builder.Services.AddSingleton(sp => DataStore.Open(options.Store, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>()));
+        builder.Services.AddSingleton(sp => new SiloHost(
+            sp.GetRequiredService<IDataStore>(), new GrainTypeRegistry().DataBuildGrains(), sp,
+            (hostOptions ?? (o => o))(new SiloHostOptions { Address = options.Urls }),
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>()));
+        builder.Services.AddSingleton(sp => sp.GetRequiredService<SiloHost>().GrainFactory);
+        builder.Services.AddHostedService<SiloHostService>();
+        builder.Services.AddSingleton<WantQueries>();
+        builder.Services.AddSingleton<PartitionQueries>();
+        configure?.Invoke(builder.Services);
+
+        var app = builder.Build();
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.MapOpenApi();
+        app.MapDataBuildApi();
+        return app;
+    }
+}
+
+/// <summary>Migrates the store, then runs the grain host for the life of the process.</summary>
+internal sealed class SiloHostService(SiloHost silo, IDataStore store, SiloOptions options, ILogger<SiloHostService> log) : IHostedService
+{
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await StoreStartup.MigrateAsync(store, log, cancellationToken);
+        await silo.StartAsync(cancellationToken);
+        log.LogInformation("DataBuild silo {Silo} serving {Urls} on {Store} with graph {Graph}", silo.SiloId, options.Urls, options.Store, options.GraphPath);
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await silo.StopAsync();
+        await store.DisposeAsync();
+    }
+}
