@@ -79,15 +79,15 @@ public sealed class WantGrain : Grain<WantState>, IWantGrain, IRemindable
         if (reminderName == TtlDeadline)
         {
             if (WantStatus.IsTerminal(State.Status)) return;
+            // The SLA is no later than the TTL, so an expiring want has missed it too, whichever reminder fired first.
+            if (State.SlaDeadline is not null && !State.SlaViolated) FlagSlaViolation();
             AppendEvent(new DataBuildEvent { WantExpired = new WantExpiredEventV1 { WantId = GrainKey, TtlDeadline = (ulong)State.TtlDeadline } });
             await EndAsync(WantStatus.Expired, $"not satisfied by its TTL deadline {DateTimeOffset.FromUnixTimeMilliseconds(State.TtlDeadline).UtcDateTime:yyyy-MM-ddTHH:mm:ssZ}");
         }
         else if (reminderName == SlaDeadline)
         {
             if (WantStatus.IsTerminal(State.Status) || State.SlaViolated) return;
-            State.SlaViolated = true;
-            State.SlaViolatedAt = Now;
-            AppendEvent(new DataBuildEvent { WantSlaViolated = new WantSlaViolatedEventV1 { WantId = GrainKey, SlaDeadline = (ulong)State.SlaDeadline!.Value } });
+            FlagSlaViolation();
             await SaveAsync();
         }
         else if (reminderName.StartsWith(PartitionAvailable, StringComparison.Ordinal))
@@ -103,6 +103,13 @@ public sealed class WantGrain : Grain<WantState>, IWantGrain, IRemindable
             }
             await SaveAsync();
         }
+    }
+
+    private void FlagSlaViolation()
+    {
+        State.SlaViolated = true;
+        State.SlaViolatedAt = Now;
+        AppendEvent(new DataBuildEvent { WantSlaViolated = new WantSlaViolatedEventV1 { WantId = GrainKey, SlaDeadline = (ulong)State.SlaDeadline!.Value } });
     }
 
     private async Task EndAsync(string status, string? reason)

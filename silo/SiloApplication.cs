@@ -61,7 +61,6 @@ internal sealed class SiloHostService(SiloHost silo, IDataStore store, SiloOptio
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        await silo.StopAsync();
-        await store.DisposeAsync();
+        await silo.StopAsync(); // the store is disposed with the container
     }
 }

@@ -93,8 +93,11 @@ internal sealed class PostgresNotifications : IAsyncDisposable
         }
     }
 
+    private int _disposed;
+
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         _stop.Cancel();
         try { await Task.WhenAll(_loops); }
         catch (OperationCanceledException) { }

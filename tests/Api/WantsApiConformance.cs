@@ -1,0 +1,278 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using DataBuild.Tests.Infrastructure;
+
+namespace DataBuild.Tests.Api;
+
+/// <summary>HTTP API v1 for wants and partitions, end to end over HTTP, against every store.</summary>
+public abstract class WantsApiConformance : IAsyncLifetime
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(30);
+    private readonly string _folder = Directory.CreateTempSubdirectory("databuild-api-").FullName;
+    protected ManualTimeProvider Clock { get; } = new(new DateTimeOffset(2024, 1, 1, 0, 0, 0, TimeSpan.Zero));
+    protected string Store { get; private set; } = "";
+    protected string Graph { get; private set; } = "";
+    protected InProcessSilo Silo { get; private set; } = null!;
+    private HttpClient Http => Silo.Http;
+
+    protected abstract Task<string> FreshStoreAsync(string folder);
+
+    public async Task InitializeAsync()
+    {
+        Store = await FreshStoreAsync(_folder);
+        Graph = TestGraphs.Write(_folder);
+        Silo = await InProcessSilo.StartAsync(Store, Graph, Clock);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Silo.DisposeAsync();
+        Directory.Delete(_folder, recursive: true);
+    }
+
+    private async Task<JsonElement> CreateAsync(object body, HttpStatusCode expected = HttpStatusCode.Created, string? key = null)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/wants") { Content = JsonContent.Create(body) };
+        if (key is not null) request.Headers.Add("Idempotency-Key", key);
+        using var response = await Http.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(expected == response.StatusCode, $"expected {expected}, got {response.StatusCode}: {text}");
+        return JsonDocument.Parse(text).RootElement.Clone();
+    }
+
+    private async Task<JsonElement> GetJsonAsync(string path)
+    {
+        using var response = await Http.GetAsync(path);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"GET {path}: {response.StatusCode} {text}");
+        return JsonDocument.Parse(text).RootElement.Clone();
+    }
+
+    private Task<JsonElement> WantAsync(string id) => GetJsonAsync($"/api/v1/wants/{id}");
+
+    private Task<JsonElement> UntilWantAsync(string id, Func<JsonElement, bool> done, string what) =>
+        Eventually.UntilAsync(() => WantAsync(id), done, Deadline, what);
+
+    private static string Id(JsonElement want) => want.GetProperty("want_id").GetString()!;
+
+    [Fact]
+    public async Task A_want_is_created_listed_read_and_cancelled()
+    {
+        var want = await CreateAsync(new { partitions = new[] { "ext/a", "built/b" }, data_timestamp = "2024-01-01", ttl_seconds = 86400, sla_seconds = 3600, comment = "daily", source = new { type = "cli", name = "ana" } });
+        Assert.True(Guid.TryParse(Id(want), out _));
+        Assert.Equal("idle", want.GetProperty("status").GetString());
+        Assert.Equal("2024-01-01T00:00:00.000Z", want.GetProperty("data_timestamp").GetString());
+        Assert.Equal("2024-01-02T00:00:00.000Z", want.GetProperty("ttl_deadline").GetString());
+        Assert.Equal("2024-01-01T01:00:00.000Z", want.GetProperty("sla_deadline").GetString());
+        Assert.Equal("cli", want.GetProperty("source").GetProperty("type").GetString());
+        Assert.Equal(Id(want), want.GetProperty("root_want_id").GetString());
+
+        var list = await GetJsonAsync("/api/v1/wants?status=idle&partition=ext/a&source=cli");
+        Assert.Equal([Id(want)], list.GetProperty("wants").EnumerateArray().Select(Id));
+        Assert.Empty((await GetJsonAsync("/api/v1/wants?source=dashboard")).GetProperty("wants").EnumerateArray());
+
+        var detail = await WantAsync(Id(want));
+        Assert.Equal(["ext/a", "built/b"], detail.GetProperty("partition_states").EnumerateArray().Select(p => p.GetProperty("ref").GetString()));
+        Assert.Equal("missing", detail.GetProperty("partition_states")[0].GetProperty("status").GetString());
+        Assert.Equal("want_create", detail.GetProperty("timeline")[0].GetProperty("type").GetString());
+
+        using var cancel = await Http.DeleteAsync($"/api/v1/wants/{Id(want)}");
+        Assert.Equal(HttpStatusCode.OK, cancel.StatusCode);
+        Assert.Equal("cancelled", (await cancel.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("status").GetString());
+        using var again = await Http.DeleteAsync($"/api/v1/wants/{Id(want)}");
+        Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
+        Assert.Equal("application/problem+json", again.Content.Headers.ContentType?.MediaType);
+        var timeline = (await WantAsync(Id(want))).GetProperty("timeline").EnumerateArray().Select(e => e.GetProperty("type").GetString());
+        Assert.Equal(["want_create", "want_cancel"], timeline);
+    }
+
+    [Fact]
+    public async Task Lists_page_with_next_after()
+    {
+        var ids = new List<string>();
+        for (var i = 0; i < 5; i++) ids.Add(Id(await CreateAsync(new { partitions = new[] { $"ext/p{i}" } })));
+        var first = await GetJsonAsync("/api/v1/wants?limit=3");
+        var after = first.GetProperty("next_after").GetString();
+        var second = await GetJsonAsync($"/api/v1/wants?limit=3&after={after}");
+        Assert.Equal(ids, first.GetProperty("wants").EnumerateArray().Concat(second.GetProperty("wants").EnumerateArray()).Select(Id));
+        Assert.Equal(JsonValueKind.Null, second.GetProperty("next_after").ValueKind);
+    }
+
+    [Fact]
+    public async Task An_idempotency_key_returns_the_first_want_for_a_repeated_request()
+    {
+        var body = new { partitions = new[] { "ext/idem" } };
+        var first = await CreateAsync(body, key: "order-42");
+        var repeats = await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => CreateAsync(body, key: "order-42")));
+        Assert.All(repeats, r => Assert.Equal(Id(first), Id(r)));
+        var concurrent = await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => CreateAsync(body, key: "order-43")));
+        Assert.Single(concurrent.Select(Id).Distinct());
+        Assert.Equal(2, (await GetJsonAsync("/api/v1/wants")).GetProperty("wants").GetArrayLength());
+
+        var reused = await CreateAsync(new { partitions = new[] { "ext/other" } }, HttpStatusCode.UnprocessableEntity, key: "order-42");
+        Assert.Equal("Idempotency-Key reused", reused.GetProperty("title").GetString());
+    }
+
+    public static TheoryData<string, HttpStatusCode, string> InvalidBodies => new()
+    {
+        { """{"partitions": [""]}""", HttpStatusCode.UnprocessableEntity, "Invalid partition ref" },
+        { $$"""{"partitions": ["ext/{{new string('x', 1100)}}"]}""", HttpStatusCode.UnprocessableEntity, "Invalid partition ref" },
+        { """{"partitions": ["ext/has space"]}""", HttpStatusCode.UnprocessableEntity, "Invalid partition ref" },
+        { """{"partitions": ["ext/tab\there"]}""", HttpStatusCode.UnprocessableEntity, "Invalid partition ref" },
+        { """{"partitions": ["ext/bell\u0007"]}""", HttpStatusCode.UnprocessableEntity, "Invalid partition ref" },
+        { """{"partitions": []}""", HttpStatusCode.UnprocessableEntity, "Invalid partitions" },
+        { $$"""{"partitions": [{{string.Join(",", Enumerable.Range(0, 1001).Select(i => $"\"ext/{i}\""))}}]}""", HttpStatusCode.UnprocessableEntity, "Invalid partitions" },
+        { """{"partitions": ["ext/a", "ext/a"]}""", HttpStatusCode.UnprocessableEntity, "Invalid partitions" },
+        { """{"partitions": ["nobody/owns/this"]}""", HttpStatusCode.UnprocessableEntity, "Unknown partition" },
+        { """{"partitions": [42]}""", HttpStatusCode.UnprocessableEntity, "Invalid partition ref" },
+        { """{"partitions": ["ext/a"], "ttl_seconds": -5}""", HttpStatusCode.UnprocessableEntity, "Invalid ttl_seconds" },
+        { """{"partitions": ["ext/a"], "ttl_seconds": 0}""", HttpStatusCode.UnprocessableEntity, "Invalid ttl_seconds" },
+        { """{"partitions": ["ext/a"], "ttl_seconds": 999999999999}""", HttpStatusCode.UnprocessableEntity, "Invalid ttl_seconds" },
+        { """{"partitions": ["ext/a"], "ttl_seconds": 1.5}""", HttpStatusCode.UnprocessableEntity, "Invalid ttl_seconds" },
+        { """{"partitions": ["ext/a"], "sla_seconds": -1}""", HttpStatusCode.UnprocessableEntity, "Invalid sla_seconds" },
+        { """{"partitions": ["ext/a"], "ttl_seconds": 60, "sla_seconds": 120}""", HttpStatusCode.UnprocessableEntity, "Invalid sla_seconds" },
+        { """{"partitions": ["ext/a"], "data_timestamp": "yesterday"}""", HttpStatusCode.UnprocessableEntity, "Invalid data_timestamp" },
+        { """{"partitions": ["ext/a"], "data_timestamp": "2024-13-45"}""", HttpStatusCode.UnprocessableEntity, "Invalid data_timestamp" },
+        { """{"partitions": ["ext/a"], "data_timestamp": "2024-01-01T09:00:00"}""", HttpStatusCode.UnprocessableEntity, "Invalid data_timestamp" },
+        { """{"partitions": ["ext/a"], "data_timestamp": -3}""", HttpStatusCode.UnprocessableEntity, "Invalid data_timestamp" },
+        { """{"partitions": ["ext/a"], "source": "robot"}""", HttpStatusCode.UnprocessableEntity, "Invalid source" },
+        { """{"partitions": ["ext/a"], "ttl": 60}""", HttpStatusCode.UnprocessableEntity, "Unknown field" },
+        { """["ext/a"]""", HttpStatusCode.UnprocessableEntity, "Invalid want" },
+        { """{"partitions": ["ext/a"]""", HttpStatusCode.BadRequest, "Malformed JSON" },
+        { "", HttpStatusCode.BadRequest, "Malformed JSON" },
+    };
+
+    [Theory]
+    [MemberData(nameof(InvalidBodies))]
+    public async Task Invalid_wants_get_a_precise_problem_and_leave_nothing_behind(string body, HttpStatusCode status, string title)
+    {
+        using var response = await Http.PostAsync("/api/v1/wants", new StringContent(body, Encoding.UTF8, "application/json"));
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(status == response.StatusCode, $"expected {status}, got {response.StatusCode}: {text}");
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        var problem = JsonDocument.Parse(text).RootElement;
+        Assert.Equal(title, problem.GetProperty("title").GetString());
+        Assert.False(string.IsNullOrWhiteSpace(problem.GetProperty("detail").GetString()));
+        Assert.Empty((await GetJsonAsync("/api/v1/wants")).GetProperty("wants").EnumerateArray());
+        Assert.Empty((await GetJsonAsync("/api/v1/events")).GetProperty("events").EnumerateArray());
+    }
+
+    [Fact]
+    public async Task A_body_over_one_mebibyte_is_refused_with_413()
+    {
+        var huge = $$"""{"partitions": ["ext/a"], "comment": "{{new string('x', 1_100_000)}}"}""";
+        using var response = await Http.PostAsync("/api/v1/wants", new StringContent(huge, Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Theory]
+    [InlineData("GET", "/api/v1/wants/4f1c1d9e-0000-4000-8000-000000000000", HttpStatusCode.NotFound)]
+    [InlineData("DELETE", "/api/v1/wants/4f1c1d9e-0000-4000-8000-000000000000", HttpStatusCode.NotFound)]
+    [InlineData("GET", "/api/v1/wants/not-a-uuid", HttpStatusCode.NotFound)]
+    [InlineData("GET", "/api/v1/wants?status=sleeping", HttpStatusCode.BadRequest)]
+    [InlineData("GET", "/api/v1/wants?limit=0", HttpStatusCode.BadRequest)]
+    [InlineData("GET", "/api/v1/partitions?pattern=(", HttpStatusCode.BadRequest)]
+    [InlineData("GET", "/api/v1/partitions/nobody%2Fowns", HttpStatusCode.NotFound)]
+    [InlineData("POST", "/api/v1/partitions/built%2Fb/available", HttpStatusCode.UnprocessableEntity)]
+    [InlineData("POST", "/api/v1/partitions/nobody%2Fowns/available", HttpStatusCode.UnprocessableEntity)]
+    [InlineData("POST", "/api/v1/partitions/ext%2Fwith%20space/available", HttpStatusCode.UnprocessableEntity)]
+    public async Task Unknown_ids_and_bad_queries_are_problems_not_500s(string method, string path, HttpStatusCode status)
+    {
+        using var response = await Http.SendAsync(new HttpRequestMessage(new HttpMethod(method), path));
+        Assert.Equal(status, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Fact]
+    public async Task A_want_expires_at_its_ttl_deadline_under_a_fake_clock()
+    {
+        var want = await CreateAsync(new { partitions = new[] { "ext/late" }, ttl_seconds = 3600 });
+        Clock.Advance(TimeSpan.FromMinutes(59));
+        Assert.Equal("idle", (await WantAsync(Id(want))).GetProperty("status").GetString());
+        Clock.Advance(TimeSpan.FromMinutes(1));
+        var expired = await UntilWantAsync(Id(want), w => w.GetProperty("status").GetString() == "expired", "expiry");
+        Assert.Equal("2024-01-01T01:00:00.000Z", expired.GetProperty("finished_at").GetString());
+        Assert.Contains("want_expired", expired.GetProperty("timeline").EnumerateArray().Select(e => e.GetProperty("type").GetString()));
+        // An expired want stays expired even if its partition shows up later.
+        await Http.PostAsync("/api/v1/partitions/ext%2Flate/available", null);
+        Assert.Equal("expired", (await WantAsync(Id(want))).GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task A_missed_sla_is_flagged_at_its_deadline_and_the_want_is_still_satisfied_late()
+    {
+        var want = await CreateAsync(new { partitions = new[] { "ext/slow" }, sla_seconds = 600 });
+        Clock.Advance(TimeSpan.FromMinutes(10));
+        var violated = await UntilWantAsync(Id(want), w => w.GetProperty("sla_violated").GetBoolean(), "the SLA violation");
+        Assert.Equal("2024-01-01T00:10:00.000Z", violated.GetProperty("sla_violated_at").GetString());
+
+        using var available = await Http.PostAsync("/api/v1/partitions/ext%2Fslow/available", null);
+        Assert.Equal(HttpStatusCode.OK, available.StatusCode);
+        var satisfied = await UntilWantAsync(Id(want), w => w.GetProperty("status").GetString() == "satisfied", "late satisfaction");
+        Assert.True(satisfied.GetProperty("sla_violated").GetBoolean());
+    }
+
+    [Fact]
+    public async Task A_want_whose_deadlines_are_already_past_is_handled_at_once()
+    {
+        var want = await CreateAsync(new { partitions = new[] { "ext/old" }, data_timestamp = "2023-06-01", ttl_seconds = 86400, sla_seconds = 3600 });
+        var expired = await UntilWantAsync(Id(want), w => w.GetProperty("status").GetString() == "expired", "immediate expiry");
+        Assert.True(expired.GetProperty("sla_violated").GetBoolean());
+        // Same logical want, same deadlines, whenever it is created.
+        Clock.Advance(TimeSpan.FromDays(3));
+        var again = await CreateAsync(new { partitions = new[] { "ext/old" }, data_timestamp = "2023-06-01", ttl_seconds = 86400, sla_seconds = 3600 });
+        Assert.Equal(expired.GetProperty("ttl_deadline").GetString(), again.GetProperty("ttl_deadline").GetString());
+        Assert.Equal(expired.GetProperty("sla_deadline").GetString(), again.GetProperty("sla_deadline").GetString());
+    }
+
+    [Fact]
+    public async Task Two_hundred_concurrent_wants_for_one_external_partition_are_satisfied_by_one_available_call()
+    {
+        var ids = await Task.WhenAll(Enumerable.Range(0, 200).Select(async _ => Id(await CreateAsync(new { partitions = new[] { "ext/shared" } }))));
+        Assert.Equal(200, ids.Distinct().Count());
+        using var available = await Http.PostAsync("/api/v1/partitions/ext%2Fshared/available", null);
+        Assert.Equal(HttpStatusCode.OK, available.StatusCode);
+
+        await Eventually.UntilAsync(() => GetJsonAsync("/api/v1/wants?status=satisfied&limit=1000"),
+            page => page.GetProperty("wants").GetArrayLength() == 200, Deadline, "all 200 wants to be satisfied");
+        var partition = await GetJsonAsync("/api/v1/partitions/ext%2Fshared");
+        Assert.Equal("available", partition.GetProperty("status").GetString());
+        Assert.Equal("external", partition.GetProperty("owner").GetProperty("kind").GetString());
+        Assert.Single((await GetJsonAsync("/api/v1/partitions?status=available&pattern=ext/.*")).GetProperty("partitions").EnumerateArray());
+    }
+
+    [Fact]
+    public async Task A_silo_restart_between_creation_and_the_sla_deadline_still_flags_the_violation()
+    {
+        var want = await CreateAsync(new { partitions = new[] { "ext/restart" }, sla_seconds = 1800 });
+        await Silo.DisposeAsync();
+        Clock.Advance(TimeSpan.FromHours(1)); // the deadline passes while no silo runs
+        Silo = await InProcessSilo.StartAsync(Store, Graph, Clock);
+        var violated = await UntilWantAsync(Id(want), w => w.GetProperty("sla_violated").GetBoolean(), "the violation after restart");
+        Assert.Equal("idle", violated.GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task The_openapi_document_describes_the_api()
+    {
+        var document = await GetJsonAsync("/openapi/v1.json");
+        var paths = document.GetProperty("paths").EnumerateObject().Select(p => p.Name).ToList();
+        Assert.Contains("/api/v1/wants", paths);
+        Assert.Contains("/api/v1/wants/{wantId}", paths);
+        Assert.Contains("/api/v1/partitions/{ref}/available", paths);
+        Assert.Contains("/api/v1/events", paths);
+    }
+}
+
+public sealed class SqliteWantsApiTests : WantsApiConformance
+{
+    protected override Task<string> FreshStoreAsync(string folder) => Task.FromResult($"sqlite:{Path.Combine(folder, "databuild.db")}");
+}
+
+public sealed class PostgresWantsApiTests(PostgresDatabase database) : WantsApiConformance, IClassFixture<PostgresDatabase>
+{
+    protected override async Task<string> FreshStoreAsync(string folder) => $"postgres:{await database.CreateAnotherAsync()}";
+}
