@@ -1,3 +1,4 @@
+using DataBuild.Api.JobRuns;
 using DataBuild.Api.Partitions;
 using DataBuild.Api.Wants;
 using Microsoft.AspNetCore.Builder;
@@ -14,6 +15,7 @@ public static class DataBuildApi
         var v1 = app.MapGroup("/api/v1");
         v1.MapWants();
         v1.MapPartitions();
+        v1.MapJobRuns();
         v1.MapEvents();
         return app;
     }

@@ -12,6 +12,18 @@ internal static class GrainMessages
     public const string WantGone = "gone:";
     /// <summary>To a want: this partition of yours is available.</summary>
     public const string PartitionAvailable = "available:";
+    /// <summary>To a want: this partition of yours is being built / waits on upstream partitions / failed.</summary>
+    public const string PartitionBuilding = "building:";
+    public const string PartitionUpstream = "upstream:";
+    public const string PartitionFailed = "failed:";
+    /// <summary>To a partition: a job run of yours finished (its outcome is in job_runs).</summary>
+    public const string RunDone = "run-done:";
+    /// <summary>To a partition: retry your build now (set by itself, with backoff).</summary>
+    public const string Retry = "retry";
+    /// <summary>To a partition: this downstream partition needs you; tell it when you are available.</summary>
+    public const string Dependent = "dependent:";
+    /// <summary>To a partition: one of your missing dependencies is available.</summary>
+    public const string UpstreamAvailable = "upstream-available:";
     public const string TtlDeadline = "ttl";
     public const string SlaDeadline = "sla";
 }

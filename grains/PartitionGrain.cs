@@ -1,38 +1,36 @@
+using System.Security.Cryptography;
+using System.Text;
 using DataBuild.GrainInterfaces;
+using DataBuild.GrainInterfaces.Graph;
+using DataBuild.Grains.Jobs;
 using DataBuild.Protos;
 using DataBuild.Runtime.Hosting;
+using DataBuild.Runtime.Storage;
 using static DataBuild.Grains.GrainMessages;
 
 namespace DataBuild.Grains;
 
 /// <summary>
 /// A partition's canonical state and the wants waiting on it: many wants for one partition share one build.
-/// When it becomes available, every waiting want is told in that same turn (durably, by message).
+/// The first want dispatches the partition's job at once (no planning): the run is queued in the same turn
+/// as the move to building. A run that reports missing dependencies turns them into child wants and waits,
+/// event-driven, until each is available; a failed run is retried with backoff up to the job's retries.
+/// When the partition becomes available, every waiting want and dependent partition is told in that turn.
 /// </summary>
-[GrainType("partition")]
-public sealed class PartitionGrain : Grain<PartitionState>, IPartitionGrain, IRemindable
+[GrainType(TypeName)]
+public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, IDataStore store) : Grain<PartitionState>, IPartitionGrain, IRemindable
 {
+    public const string TypeName = "partition";
+
     private long Now => Clock.GetUtcNow().ToUnixTimeMilliseconds();
+    private PartitionOwner? Owner => owners.Resolve(GrainKey).Owner;
+    private JobConfig? Job => Owner is { Kind: OwnerKind.Job } o ? owners.Graph.Jobs.First(j => j.Label == o.Name) : null;
 
     public async Task<PartitionView> MarkAvailable(string sourceType, string sourceName)
     {
         Init();
-        if (State.Status == PartitionStatusNames.Available) return View();
-        var previous = State.Status;
-        State.Status = PartitionStatusNames.Available;
-        State.AvailableAt = State.UpdatedAt = Now;
-        State.Reason = $"marked available by {sourceType}{(sourceName.Length > 0 ? $" ({sourceName})" : "")}";
-        var changed = new PartitionStatusChangedEventV1
-        {
-            Partition = new PartitionRef { Str = GrainKey }, PreviousStatus = StatusOf(previous), Status = PartitionStatus.Available, Reason = State.Reason,
-        };
-        changed.WantIds.AddRange(State.WaitingWants.Order(StringComparer.Ordinal));
-        AppendEvent(new DataBuildEvent { PartitionStatusChanged = changed });
-        var now = Clock.GetUtcNow();
-        foreach (var want in State.WaitingWants)
-            await RegisterOrUpdateReminderFor(IdOf<IWantGrain>(want), PartitionAvailable + GrainKey, now, TimeSpan.Zero);
-        State.WaitingWants.Clear();
-        await SaveAsync();
+        if (State.Status != PartitionStatusNames.Available)
+            await BecomeAvailableAsync($"marked available by {sourceType}{(sourceName.Length > 0 ? $" ({sourceName})" : "")}", null);
         return View();
     }
 
@@ -45,19 +43,213 @@ public sealed class PartitionGrain : Grain<PartitionState>, IPartitionGrain, IRe
     public async Task ReceiveReminder(string reminderName, TickStatus status)
     {
         Init();
-        if (reminderName.StartsWith(WantWaiting, StringComparison.Ordinal))
+        if (reminderName.StartsWith(WantWaiting, StringComparison.Ordinal)) await WantArrivedAsync(reminderName[WantWaiting.Length..]);
+        else if (reminderName.StartsWith(WantGone, StringComparison.Ordinal)) await WantGoneAsync(reminderName[WantGone.Length..]);
+        else if (reminderName.StartsWith(RunDone, StringComparison.Ordinal)) await RunDoneAsync(reminderName[RunDone.Length..]);
+        else if (reminderName == Retry) { if (State.Status == PartitionStatusNames.Building && State.JobRunId is null) await DispatchAsync("retry"); }
+        else if (reminderName.StartsWith(Dependent, StringComparison.Ordinal)) await DependentAsync(reminderName[Dependent.Length..]);
+        else if (reminderName.StartsWith(UpstreamAvailable, StringComparison.Ordinal)) await UpstreamAvailableAsync(reminderName[UpstreamAvailable.Length..]);
+    }
+
+    private async Task WantArrivedAsync(string wantId)
+    {
+        if (State.Status == PartitionStatusNames.Available)
         {
-            var want = reminderName[WantWaiting.Length..];
-            if (State.Status == PartitionStatusNames.Available)
-                await RegisterOrUpdateReminderFor(IdOf<IWantGrain>(want), PartitionAvailable + GrainKey, Clock.GetUtcNow(), TimeSpan.Zero);
-            else if (!State.WaitingWants.Add(want)) return;
+            await Tell(wantId, PartitionAvailable);
             await SaveAsync();
+            return;
         }
-        else if (reminderName.StartsWith(WantGone, StringComparison.Ordinal))
+        if (State.Waiters.ContainsKey(wantId)) return;
+        // A direct call is safe here: wants never call partitions, they only send them messages.
+        if (await GrainFactory.GetGrain<IWantGrain>(wantId).Get() is not { } want || WantStatus.IsTerminal(want.Status)) return;
+        State.Waiters[wantId] = new Waiter(want.DataTimestamp, want.TtlSeconds, want.SlaSeconds, want.RootWantId);
+        if (State.Status is PartitionStatusNames.Missing or PartitionStatusNames.Failed && Job is not null)
         {
-            if (!State.WaitingWants.Remove(reminderName[WantGone.Length..])) return;
-            await SaveAsync();
+            State.Failures = 0;
+            await DispatchAsync($"wanted by {wantId}");
         }
+        else if (State.Status == PartitionStatusNames.Building) await Tell(wantId, PartitionBuilding);
+        else if (State.Status == PartitionStatusNames.UpstreamWaiting) await Tell(wantId, PartitionUpstream);
+        await SaveAsync();
+    }
+
+    private async Task WantGoneAsync(string wantId)
+    {
+        if (!State.Waiters.Remove(wantId)) return;
+        if (State.Waiters.Count == 0 && State.Status == PartitionStatusNames.Building && State.JobRunId is { } runId)
+        {
+            // No remaining want needs the queued run: withdraw from it. A running one is left to finish.
+            var partition = GrainKey;
+            var label = Job!.Label;
+            var now = Now;
+            EnlistWrite(async (tx, ct) =>
+            {
+                if (await queue.WithdrawAsync(tx, runId, partition, $"no want needs {partition} any more", now, ct) is null) return;
+                await store.Events.AppendAsync(tx, [new DataBuildEvent { JobRunCancelled = new JobRunCancelledEventV1
+                    { JobRunId = runId, JobLabel = label, Reason = "no remaining want needs it", Partitions = { new PartitionRef { Str = partition } } } }], ct);
+            });
+            // If the run had already been claimed the withdrawal does nothing and its outcome still arrives; either way we stop waiting for it.
+            await ChangeStatusAsync(PartitionStatusNames.Missing, "no want needs it any more", runId);
+            State.JobRunId = null;
+        }
+        await SaveAsync();
+    }
+
+    private async Task DispatchAsync(string why)
+    {
+        var job = Job!;
+        var waiters = State.Waiters.Values.ToList();
+        var sla = waiters.Select(w => w.SlaDeadline).Where(d => d is not null).Min();
+        var dataTimestamp = waiters.Count > 0 ? waiters.Min(w => w.DataTimestamp) : Now;
+        var partition = GrainKey;
+        var now = Now;
+        var state = State;
+        var previous = StatusOf(State.Status);
+        var wantIds = State.Waiters.Keys.Order(StringComparer.Ordinal).ToList();
+        var attempt = (uint)State.Failures + 1;
+        State.Status = PartitionStatusNames.Building;
+        State.Reason = why;
+        State.UpdatedAt = now;
+        State.JobRunId = null;
+        // The run is queued in this turn's transaction; with batching the queue decides which run it is.
+        EnlistWrite(async (tx, ct) =>
+        {
+            var runId = await queue.EnqueueAsync(tx, job, partition, sla, dataTimestamp, now, ct);
+            state.JobRunId = runId;
+            await store.Events.AppendAsync(tx,
+            [
+                new DataBuildEvent { JobRunQueued = new JobRunQueuedEventV1
+                    { JobRunId = runId, JobLabel = job.Label, Attempt = attempt, Partitions = { new PartitionRef { Str = partition } }, WantIds = { wantIds } } },
+                new DataBuildEvent { PartitionStatusChanged = new PartitionStatusChangedEventV1
+                    { Partition = new PartitionRef { Str = partition }, PreviousStatus = previous, Status = PartitionStatus.Building, JobRunId = runId, Reason = why, WantIds = { wantIds } } },
+            ], ct);
+        });
+        foreach (var want in State.Waiters.Keys) await Tell(want, PartitionBuilding);
+        AfterCommit(store.PublishJobsQueued);
+    }
+
+    private async Task RunDoneAsync(string runId)
+    {
+        if (State.JobRunId != runId) return; // not the run this partition waits on (withdrawn, or superseded)
+        var run = await queue.GetAsync(runId, CancellationToken.None);
+        if (run is null) return;
+        State.JobRunId = null;
+        switch (run.Status)
+        {
+            case JobRunStatus.Succeeded:
+                await BecomeAvailableAsync($"built by job run {runId}", runId);
+                return;
+            case JobRunStatus.MissingDeps:
+                await UpstreamWaitingAsync(run);
+                break;
+            case JobRunStatus.Failed:
+                await FailedAsync(run);
+                break;
+        }
+        await SaveAsync();
+    }
+
+    private async Task UpstreamWaitingAsync(JobRunRow run)
+    {
+        State.Missing = [.. run.MissingDeps];
+        await ChangeStatusAsync(PartitionStatusNames.UpstreamWaiting, run.Reason, run.JobRunId, run.MissingDeps);
+        foreach (var want in State.Waiters.Keys) await Tell(want, PartitionUpstream);
+        // The wants this partition serves are the parents of the missing partitions' wants.
+        var parentId = State.Waiters.OrderBy(w => w.Value.SlaDeadline ?? long.MaxValue).ThenBy(w => w.Key, StringComparer.Ordinal).Select(w => w.Key).FirstOrDefault();
+        var parent = parentId is null ? null : State.Waiters[parentId];
+        var now = Clock.GetUtcNow();
+        foreach (var missing in run.MissingDeps)
+        {
+            if (parent is not null && owners.Resolve(missing).Owner is not null)
+            {
+                var childId = ChildWantId(parentId!, missing);
+                await GrainFactory.GetGrain<IWantGrain>(childId).Create(new CreateWant(childId, [missing], parent.DataTimestamp, parent.TtlSeconds,
+                    parent.SlaSeconds, "job", run.JobLabel, $"missing dependency of {GrainKey} (job run {run.JobRunId})", parentId, parent.RootWantId));
+            }
+            await RegisterOrUpdateReminderFor(new GrainId(TypeName, missing), Dependent + GrainKey, now, TimeSpan.Zero);
+        }
+    }
+
+    private async Task FailedAsync(JobRunRow run)
+    {
+        var job = Job!;
+        State.Failures++;
+        if (State.Failures <= job.Retries && State.Waiters.Count > 0)
+        {
+            var backoff = TimeSpan.FromSeconds(Math.Min(300, Math.Pow(2, State.Failures - 1)));
+            await RegisterOrUpdateReminder(Retry, Clock.GetUtcNow() + backoff, TimeSpan.Zero);
+            State.Reason = $"attempt {State.Failures} of {job.Retries + 1} failed ({run.Reason}); retrying in {backoff.TotalSeconds:0} s";
+            State.UpdatedAt = Now;
+            return;
+        }
+        var reason = $"job '{job.Label}' failed {State.Failures} time{(State.Failures == 1 ? "" : "s")}; last: {run.Reason}";
+        await ChangeStatusAsync(PartitionStatusNames.Failed, reason, run.JobRunId);
+        foreach (var want in State.Waiters.Keys) await Tell(want, PartitionFailed);
+        State.Waiters.Clear();
+    }
+
+    private async Task DependentAsync(string downstream)
+    {
+        if (State.Status == PartitionStatusNames.Available)
+            await RegisterOrUpdateReminderFor(new GrainId(TypeName, downstream), UpstreamAvailable + GrainKey, Clock.GetUtcNow(), TimeSpan.Zero);
+        else if (!State.Dependents.Add(downstream)) return;
+        await SaveAsync();
+    }
+
+    private async Task UpstreamAvailableAsync(string upstream)
+    {
+        if (!State.Missing.Remove(upstream)) return;
+        // Event-driven retry: the moment the last missing dependency is available, dispatch again.
+        if (State.Missing.Count == 0 && State.Status == PartitionStatusNames.UpstreamWaiting && Job is not null)
+        {
+            if (State.Waiters.Count > 0) await DispatchAsync($"upstream {upstream} available");
+            else await ChangeStatusAsync(PartitionStatusNames.Missing, "dependencies available, but no want waits any more", null);
+        }
+        await SaveAsync();
+    }
+
+    private async Task BecomeAvailableAsync(string reason, string? runId)
+    {
+        State.AvailableAt = Now;
+        State.Failures = 0;
+        State.Missing.Clear();
+        await ChangeStatusAsync(PartitionStatusNames.Available, reason, runId);
+        foreach (var want in State.Waiters.Keys) await Tell(want, PartitionAvailable);
+        var now = Clock.GetUtcNow();
+        foreach (var downstream in State.Dependents)
+            await RegisterOrUpdateReminderFor(new GrainId(TypeName, downstream), UpstreamAvailable + GrainKey, now, TimeSpan.Zero);
+        State.Waiters.Clear();
+        State.Dependents.Clear();
+        await SaveAsync();
+    }
+
+    private Task ChangeStatusAsync(string status, string? reason, string? runId, IReadOnlyList<string>? missing = null)
+    {
+        var changed = new PartitionStatusChangedEventV1
+        {
+            Partition = new PartitionRef { Str = GrainKey }, PreviousStatus = StatusOf(State.Status), Status = StatusOf(status),
+            WantIds = { State.Waiters.Keys.Order(StringComparer.Ordinal) },
+        };
+        if (reason is not null) changed.Reason = reason;
+        if (runId is not null) changed.JobRunId = runId;
+        if (missing is not null) changed.MissingDeps.AddRange(missing.Select(m => new PartitionRef { Str = m }));
+        AppendEvent(new DataBuildEvent { PartitionStatusChanged = changed });
+        State.Status = status;
+        State.Reason = reason;
+        State.UpdatedAt = Now;
+        return Task.CompletedTask;
+    }
+
+    private Task Tell(string wantId, string message) =>
+        RegisterOrUpdateReminderFor(IdOf<IWantGrain>(wantId), message + GrainKey, Clock.GetUtcNow(), TimeSpan.Zero);
+
+    /// <summary>The same parent and missing partition always give the same child want, so a retried turn cannot duplicate it.</summary>
+    public static string ChildWantId(string parentWantId, string missingRef)
+    {
+        var hash = SHA256.HashData(Encoding.UTF8.GetBytes($"child-want|{parentWantId}|{missingRef}"));
+        hash[6] = (byte)((hash[6] & 0x0F) | 0x50); // version 5 (name-based)
+        hash[8] = (byte)((hash[8] & 0x3F) | 0x80); // RFC 4122 variant
+        return new Guid(hash.AsSpan(0, 16), bigEndian: true).ToString();
     }
 
     private void Init()
@@ -75,7 +267,7 @@ public sealed class PartitionGrain : Grain<PartitionState>, IPartitionGrain, IRe
         await WriteStateAsync();
     }
 
-    private PartitionView View() => new(GrainKey, State.Status, State.UpdatedAt, State.AvailableAt, State.JobRunId, State.Reason, State.WaitingWants.Count);
+    private PartitionView View() => new(GrainKey, State.Status, State.UpdatedAt, State.AvailableAt, State.JobRunId, State.Reason, State.Waiters.Count);
 
     internal static PartitionStatus StatusOf(string status) => status switch
     {

@@ -47,7 +47,7 @@ internal static class ReadModels
             ON CONFLICT (partition_ref) DO UPDATE SET
                 status = excluded.status, updated_at = excluded.updated_at, available_at = excluded.available_at,
                 job_run_id = excluded.job_run_id, reason = excluded.reason, waiting_wants = excluded.waiting_wants
-            """, s.Ref, s.Status, s.UpdatedAt, s.AvailableAt, s.JobRunId, s.Reason, s.WaitingWants.Count);
+            """, s.Ref, s.Status, s.UpdatedAt, s.AvailableAt, s.JobRunId, s.Reason, s.Waiters.Count);
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 }

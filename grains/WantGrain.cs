@@ -1,6 +1,7 @@
 using DataBuild.GrainInterfaces;
 using DataBuild.Protos;
 using DataBuild.Runtime.Hosting;
+using DataBuild.Runtime.Storage;
 using static DataBuild.Grains.GrainMessages;
 
 namespace DataBuild.Grains;
@@ -12,7 +13,7 @@ namespace DataBuild.Grains;
 /// same turn.
 /// </summary>
 [GrainType("want")]
-public sealed class WantGrain : Grain<WantState>, IWantGrain, IRemindable
+public sealed class WantGrain(IDataStore store) : Grain<WantState>, IWantGrain, IRemindable
 {
     private long Now => Clock.GetUtcNow().ToUnixTimeMilliseconds();
 
@@ -90,6 +91,25 @@ public sealed class WantGrain : Grain<WantState>, IWantGrain, IRemindable
             FlagSlaViolation();
             await SaveAsync();
         }
+        else if (reminderName.StartsWith(PartitionBuilding, StringComparison.Ordinal) || reminderName.StartsWith(PartitionUpstream, StringComparison.Ordinal))
+        {
+            if (WantStatus.IsTerminal(State.Status)) return;
+            // The latest word from any partition: building, or waiting on upstream partitions.
+            var next = reminderName.StartsWith(PartitionUpstream, StringComparison.Ordinal) ? WantStatus.UpstreamBuilding : WantStatus.Building;
+            if (next == State.Status) return;
+            State.Status = next;
+            await SaveAsync();
+        }
+        else if (reminderName.StartsWith(PartitionFailed, StringComparison.Ordinal))
+        {
+            var partition = reminderName[PartitionFailed.Length..];
+            if (WantStatus.IsTerminal(State.Status) || !State.Partitions.Contains(partition)) return;
+            var why = await PartitionReasonAsync(partition);
+            var failed = new WantFailedEventV1 { WantId = GrainKey, Reason = $"partition {partition} failed: {why}" };
+            failed.FailedPartitions.Add(new PartitionRef { Str = partition });
+            AppendEvent(new DataBuildEvent { WantFailed = failed });
+            await EndAsync(WantStatus.Failed, failed.Reason);
+        }
         else if (reminderName.StartsWith(PartitionAvailable, StringComparison.Ordinal))
         {
             var partition = reminderName[PartitionAvailable.Length..];
@@ -103,6 +123,14 @@ public sealed class WantGrain : Grain<WantState>, IWantGrain, IRemindable
             }
             await SaveAsync();
         }
+    }
+
+    /// <summary>Why a partition failed, from the committed read model (the partition's turn committed before telling us).</summary>
+    private async Task<string> PartitionReasonAsync(string partition)
+    {
+        await using var connection = await store.OpenConnectionAsync();
+        await using var command = Sql.Command(connection, null, "SELECT reason FROM partitions WHERE partition_ref = $1", partition);
+        return await command.ExecuteScalarAsync() as string ?? "no reason recorded";
     }
 
     private void FlagSlaViolation()

@@ -33,5 +33,17 @@ public sealed class PartitionState
     public long? AvailableAt { get; set; }
     public string? JobRunId { get; set; }
     public string? Reason { get; set; }
-    public HashSet<string> WaitingWants { get; set; } = [];
+    /// <summary>Wants waiting on this partition, with what dispatch order and child wants need of them.</summary>
+    public Dictionary<string, Waiter> Waiters { get; set; } = [];
+    /// <summary>Failed attempts of the current build (reset when it succeeds or a new want restarts a failed one).</summary>
+    public int Failures { get; set; }
+    /// <summary>Upstream partitions the last run reported missing and that are not available yet.</summary>
+    public HashSet<string> Missing { get; set; } = [];
+    /// <summary>Downstream partitions waiting on this one as a missing dependency.</summary>
+    public HashSet<string> Dependents { get; set; } = [];
+}
+
+public sealed record Waiter(long DataTimestamp, long TtlSeconds, long? SlaSeconds, string RootWantId)
+{
+    public long? SlaDeadline => SlaSeconds is { } s ? DataTimestamp + s * 1000 : null;
 }

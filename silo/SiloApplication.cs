@@ -3,6 +3,8 @@ using DataBuild.Api.Partitions;
 using DataBuild.Api.Wants;
 using DataBuild.GrainInterfaces.Graph;
 using DataBuild.Grains;
+using DataBuild.Grains.Jobs;
+using DataBuild.Api.JobRuns;
 using DataBuild.Runtime.Hosting;
 using DataBuild.Runtime.Storage;
 
@@ -36,7 +38,19 @@ public static class SiloApplication
             sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>()));
         builder.Services.AddSingleton(sp => sp.GetRequiredService<SiloHost>().GrainFactory);
         builder.Services.AddHostedService<SiloHostService>();
+        builder.Services.AddSingleton<JobRunQueue>();
+        // Optional tuning: --Jobs:LeaseSeconds=30 --Jobs:Slots=8 (or Jobs__LeaseSeconds in the environment).
+        var dispatcherOptions = new JobDispatcherOptions();
+        if (int.TryParse(builder.Configuration["Jobs:LeaseSeconds"], out var leaseSeconds) && leaseSeconds > 0)
+            dispatcherOptions = dispatcherOptions with { Lease = TimeSpan.FromSeconds(leaseSeconds) };
+        if (int.TryParse(builder.Configuration["Jobs:Slots"], out var slots) && slots > 0)
+            dispatcherOptions = dispatcherOptions with { Slots = slots };
+        builder.Services.AddSingleton(dispatcherOptions);
+        builder.Services.AddSingleton(sp => new JobDispatcher(sp.GetRequiredService<IDataStore>(), graph, sp.GetRequiredService<JobRunQueue>(),
+            sp.GetRequiredService<JobDispatcherOptions>(), sp.GetRequiredService<SiloHost>().SiloId, sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<JobDispatcher>>()));
         builder.Services.AddSingleton<WantQueries>();
+        builder.Services.AddSingleton<JobRunQueries>();
         builder.Services.AddSingleton<PartitionQueries>();
         configure?.Invoke(builder.Services);
 
@@ -49,18 +63,26 @@ public static class SiloApplication
     }
 }
 
-/// <summary>Migrates the store, then runs the grain host for the life of the process.</summary>
-internal sealed class SiloHostService(SiloHost silo, IDataStore store, SiloOptions options, ILogger<SiloHostService> log) : IHostedService
+/// <summary>Migrates the store, then runs the grain host and the job dispatcher for the life of the process.</summary>
+internal sealed class SiloHostService(SiloHost silo, JobDispatcher dispatcher, IDataStore store, SiloOptions options, ILogger<SiloHostService> log) : IHostedService
 {
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _dispatching = Task.CompletedTask;
+
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         await StoreStartup.MigrateAsync(store, log, cancellationToken);
         await silo.StartAsync(cancellationToken);
+        _dispatching = Task.Run(() => dispatcher.RunAsync(_stopping.Token));
         log.LogInformation("DataBuild silo {Silo} serving {Urls} on {Store} with graph {Graph}", silo.SiloId, options.Urls, options.Store, options.GraphPath);
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        // Job processes in flight are abandoned to their leases (another silo, or this one restarted, runs them again).
+        await _stopping.CancelAsync();
+        await _dispatching;
+        await dispatcher.DrainAsync();
         await silo.StopAsync(); // the store is disposed with the container
     }
 }

@@ -70,7 +70,10 @@ public abstract class Grain
     /// <summary>Appends a build event, committed with this turn.</summary>
     protected void AppendEvent(DataBuildEvent e) => Turn.Events.Add(e);
 
-    /// <summary>Runs <paramref name="write"/> inside this turn's transaction, after the state, reminders and events.</summary>
+    /// <summary>
+    /// Runs <paramref name="write"/> inside this turn's transaction, before the state is written (so it may
+    /// still change the state) and before the turn's reminders and events.
+    /// </summary>
     protected void EnlistWrite(Func<StoreTransaction, CancellationToken, Task> write) => Turn.Writes.Add(write);
 
     /// <summary>Runs <paramref name="action"/> only once this turn has committed (never if it rolls back).</summary>

@@ -92,6 +92,9 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
         }
         var store = Runtime.Store;
         var tx = turn.Transaction ??= await store.BeginAsync(cancellationToken);
+        // Enlisted writes go first, so that what they learn inside the transaction (an id the database chose)
+        // can still be recorded in the state written below.
+        foreach (var write in turn.Writes) await write(tx, cancellationToken);
         var version = _version;
         var payload = _committedPayload;
         switch (turn.StateWrite)
@@ -114,7 +117,6 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
             else await store.Reminders.DeleteAsync(tx, change.Grain, change.Name, cancellationToken);
         }
         if (turn.Events.Count > 0) await store.Events.AppendAsync(tx, turn.Events, cancellationToken);
-        foreach (var write in turn.Writes) await write(tx, cancellationToken);
         if (turn.ReminderChanges.Count > 0) tx.OnCommitted(store.PublishRemindersChanged);
         else if (turn.Delivery?.NextDueAt is not null) tx.OnCommitted(store.RemindersChanged.Pulse);
         foreach (var action in turn.AfterCommit) tx.OnCommitted(action);

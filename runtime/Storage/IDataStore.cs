@@ -37,6 +37,12 @@ public interface IDataStore : IAsyncDisposable
     /// <summary>Tells every silo that reminders changed (this one at once, others via the database).</summary>
     void PublishRemindersChanged();
 
+    /// <summary>Pulsed when job runs may have been queued (or their leases released).</summary>
+    ChangeSignal JobsQueued { get; }
+
+    /// <summary>Tells every silo that job runs were queued.</summary>
+    void PublishJobsQueued();
+
     /// <summary>Pulsed whenever events may have become visible (local commits, and other silos' via the database).</summary>
     ChangeSignal EventsAppended { get; }
 }

@@ -84,8 +84,9 @@ public abstract class WantsApiConformance : IAsyncLifetime
         using var again = await Http.DeleteAsync($"/api/v1/wants/{Id(want)}");
         Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
         Assert.Equal("application/problem+json", again.Content.Headers.ContentType?.MediaType);
-        var timeline = (await WantAsync(Id(want))).GetProperty("timeline").EnumerateArray().Select(e => e.GetProperty("type").GetString());
-        Assert.Equal(["want_create", "want_cancel"], timeline);
+        // The timeline also shows the job run and partition events of its partitions; the want's own are these.
+        var timeline = (await WantAsync(Id(want))).GetProperty("timeline").EnumerateArray().Select(e => e.GetProperty("type").GetString()!);
+        Assert.Equal(["want_create", "want_cancel"], timeline.Where(t => t.StartsWith("want_", StringComparison.Ordinal)));
     }
 
     [Fact]

@@ -10,6 +10,7 @@ public sealed class PostgresStore : IDataStore
 {
     internal const string EventsChannel = "databuild_events";
     internal const string RemindersChannel = "databuild_reminders";
+    internal const string JobsChannel = "databuild_jobs";
 
     // Any fixed 64-bit number: the key of the transaction-scoped lock that serialises migrations.
     private const long MigrationLockKey = 0x44617461_4275696C; // "DataBuil"
@@ -28,7 +29,7 @@ public sealed class PostgresStore : IDataStore
         builder.NoResetOnClose = true;
         _dataSource = NpgsqlDataSource.Create(builder.ConnectionString);
         var logger = (loggers ?? NullLoggerFactory.Instance).CreateLogger<PostgresStore>();
-        _notifications = new PostgresNotifications(_dataSource, logger, [EventsChannel, RemindersChannel]);
+        _notifications = new PostgresNotifications(_dataSource, logger, [EventsChannel, RemindersChannel, JobsChannel]);
         Events = new PostgresEventLog(clock, _dataSource, () => _notifications.Publish(EventsChannel));
     }
 
@@ -40,6 +41,8 @@ public sealed class PostgresStore : IDataStore
     public MembershipTable Membership => new(this);
     public ChangeSignal RemindersChanged => _notifications.Signal(RemindersChannel);
     public void PublishRemindersChanged() => _notifications.Publish(RemindersChannel);
+    public ChangeSignal JobsQueued => _notifications.Signal(JobsChannel);
+    public void PublishJobsQueued() => _notifications.Publish(JobsChannel);
 
     public async Task<System.Data.Common.DbConnection> OpenConnectionAsync(CancellationToken cancellationToken = default) =>
         await _dataSource.OpenConnectionAsync(cancellationToken);

@@ -38,6 +38,8 @@ public sealed class SqliteStore : IDataStore
     public MembershipTable Membership => new(this);
     public ChangeSignal RemindersChanged { get; } = new();
     public void PublishRemindersChanged() => RemindersChanged.Pulse();
+    public ChangeSignal JobsQueued { get; } = new();
+    public void PublishJobsQueued() => JobsQueued.Pulse();
 
     public async Task<System.Data.Common.DbConnection> OpenConnectionAsync(CancellationToken cancellationToken = default) =>
         await OpenAsync(cancellationToken);

@@ -1,0 +1,146 @@
+using System.Collections.Concurrent;
+using DataBuild.GrainInterfaces.Graph;
+using DataBuild.Protos;
+using DataBuild.Runtime.Hosting;
+using DataBuild.Runtime.Storage;
+using Microsoft.Extensions.Logging;
+
+namespace DataBuild.Grains.Jobs;
+
+public sealed record JobDispatcherOptions
+{
+    /// <summary>Job processes this silo runs at once, across all jobs.</summary>
+    public int Slots { get; init; } = Math.Max(2, Environment.ProcessorCount * 2);
+    /// <summary>How long a claimed run is this silo's without a heartbeat; heartbeats come every third of it.</summary>
+    public TimeSpan Lease { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>The longest the dispatcher sleeps without a wake-up: bounds a lost NOTIFY and a dead silo's lease.</summary>
+    public TimeSpan SafetyNet { get; init; } = TimeSpan.FromSeconds(1);
+}
+
+/// <summary>
+/// Claims queued job runs for this silo (woken the moment a run is queued, in-process or by NOTIFY), runs
+/// them, heartbeats their leases, and records each outcome in one transaction with its event and a message
+/// to every partition of the run.
+/// </summary>
+public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQueue queue, JobDispatcherOptions options, string siloId,
+    TimeProvider clock, ILogger<JobDispatcher> log)
+{
+    private readonly ConcurrentDictionary<string, Task> _running = new();
+    private TaskCompletionSource _slotFreed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public int Running => _running.Count;
+
+    public async Task RunAsync(CancellationToken stopping)
+    {
+        while (!stopping.IsCancellationRequested)
+        {
+            var queued = store.JobsQueued.Next;
+            var freed = Volatile.Read(ref _slotFreed).Task;
+            try
+            {
+                foreach (var job in graph.Jobs)
+                {
+                    var free = options.Slots - _running.Count;
+                    if (free <= 0) break;
+                    var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
+                    foreach (var run in await queue.ClaimAsync(job, siloId, free, now, (long)options.Lease.TotalMilliseconds, stopping))
+                        Start(job, run, stopping);
+                }
+                await Task.WhenAny(queued, freed, Task.Delay(options.SafetyNet, stopping));
+            }
+            catch (OperationCanceledException) when (stopping.IsCancellationRequested) { }
+            catch (Exception e)
+            {
+                log.LogError(e, "Claiming job runs failed; retrying");
+                try { await Task.Delay(options.SafetyNet, stopping); } catch (OperationCanceledException) { }
+            }
+        }
+    }
+
+    /// <summary>Runs in flight finish before a clean stop returns (a killed silo abandons them).</summary>
+    public Task DrainAsync() => Task.WhenAll(_running.Values);
+
+    private void Start(JobConfig job, JobRunRow run, CancellationToken stopping)
+    {
+        var task = Task.Run(() => ExecuteAsync(job, run, stopping));
+        _running[run.JobRunId] = task;
+        task.ContinueWith(_ =>
+        {
+            _running.TryRemove(run.JobRunId, out Task? _);
+            Interlocked.Exchange(ref _slotFreed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+        }, TaskScheduler.Default);
+    }
+
+    private async Task ExecuteAsync(JobConfig job, JobRunRow run, CancellationToken stopping)
+    {
+        using var lost = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        var heartbeat = HeartbeatAsync(run, lost);
+        JobOutcome outcome;
+        try
+        {
+            log.LogInformation("Job run {Run} ({Job}, attempt {Attempt}) starting for {Partitions}", run.JobRunId, job.Label, run.Attempt, string.Join(", ", run.Partitions));
+            outcome = await JobProcess.RunAsync(graph, job, run.JobRunId, run.Partitions, lost.Token);
+        }
+        finally
+        {
+            await lost.CancelAsync();
+            await heartbeat;
+        }
+        if (stopping.IsCancellationRequested) return; // a stopping silo leaves the run to the lease
+        try
+        {
+            await CompleteAsync(job, run, outcome, CancellationToken.None);
+        }
+        catch (Exception e)
+        {
+            log.LogError(e, "Recording the outcome of job run {Run} failed; its lease will run out and it will run again", run.JobRunId);
+        }
+    }
+
+    private async Task HeartbeatAsync(JobRunRow run, CancellationTokenSource lost)
+    {
+        try
+        {
+            while (!lost.IsCancellationRequested)
+            {
+                await Task.Delay(options.Lease / 3, lost.Token);
+                var until = clock.GetUtcNow().Add(options.Lease).ToUnixTimeMilliseconds();
+                if (!await queue.RenewAsync(run, siloId, until, lost.Token))
+                {
+                    log.LogWarning("Job run {Run} was taken over by another silo; stopping this attempt", run.JobRunId);
+                    await lost.CancelAsync();
+                }
+            }
+        }
+        catch (OperationCanceledException) { }
+        catch (Exception e) { log.LogWarning(e, "Heartbeat of job run {Run} failed", run.JobRunId); }
+    }
+
+    private async Task CompleteAsync(JobConfig job, JobRunRow run, JobOutcome outcome, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
+        await using var tx = await store.BeginAsync(ct);
+        if (!await queue.CompleteAsync(tx, run, outcome.Status, now, outcome.Pid, outcome.ExitCode, outcome.Reason, outcome.MissingDeps, outcome.Stdout, outcome.Stderr, ct))
+        {
+            log.LogWarning("Job run {Run} finished here but was taken over meanwhile; its outcome is not recorded twice", run.JobRunId);
+            return;
+        }
+        var refs = run.Partitions.Select(p => new PartitionRef { Str = p }).ToList();
+        var duration = (ulong)Math.Max(0, now - (run.StartedAt ?? now));
+        var e = outcome.Status switch
+        {
+            JobRunStatus.Succeeded => new DataBuildEvent { JobRunSucceeded = new JobRunSucceededEventV1 { JobRunId = run.JobRunId, JobLabel = job.Label, DurationMs = duration, Partitions = { refs } } },
+            JobRunStatus.MissingDeps => new DataBuildEvent { JobRunMissingDeps = new JobRunMissingDepsEventV1
+                { JobRunId = run.JobRunId, JobLabel = job.Label, Partitions = { refs }, MissingDeps = { outcome.MissingDeps.Select(m => new PartitionRef { Str = m }) } } },
+            _ => new DataBuildEvent { JobRunFailed = new JobRunFailedEventV1
+                { JobRunId = run.JobRunId, JobLabel = job.Label, Partitions = { refs }, Reason = outcome.Reason ?? "", DurationMs = duration, WillRetry = false } },
+        };
+        if (outcome.ExitCode is { } code && e.JobRunFailed is { } failed) failed.ExitCode = code;
+        await store.Events.AppendAsync(tx, [e], ct);
+        foreach (var partition in run.Partitions)
+            await store.Reminders.UpsertAsync(tx, new GrainId(PartitionGrain.TypeName, partition), GrainMessages.RunDone + run.JobRunId, now, 0, ct);
+        tx.OnCommitted(store.PublishRemindersChanged);
+        await tx.CommitAsync(ct);
+        log.LogInformation("Job run {Run} ({Job}) {Status}{Reason}", run.JobRunId, job.Label, outcome.Status, outcome.Reason is null ? "" : $": {outcome.Reason}");
+    }
+}

@@ -1,0 +1,188 @@
+using System.Data.Common;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using DataBuild.GrainInterfaces.Graph;
+using DataBuild.Runtime.Storage;
+
+namespace DataBuild.Grains.Jobs;
+
+public sealed record JobRunRow(
+    string JobRunId, string JobLabel, string Status, IReadOnlyList<string> Partitions, int Attempt, long? SlaDeadline, long DataTimestamp,
+    long CreatedAt, long? StartedAt, long? FinishedAt, long Version, string? LeaseOwner, int? ExitCode, string? Reason, IReadOnlyList<string> MissingDeps);
+
+public static class JobRunStatus
+{
+    public const string Queued = "queued";
+    public const string Running = "running";
+    public const string Succeeded = "succeeded";
+    public const string Failed = "failed";
+    public const string MissingDeps = "missing_deps";
+    public const string Cancelled = "cancelled";
+    public static readonly IReadOnlyList<string> All = [Queued, Running, Succeeded, Failed, MissingDeps, Cancelled];
+}
+
+/// <summary>
+/// The queue of job runs. Partitions enqueue inside their own turn's transaction (joining a queued run of
+/// the same job while it has room: batching up to max_batch); silos claim runs in SLA order under the
+/// job's cluster-wide concurrency limit; a run completes only on the version its claimer holds.
+/// </summary>
+public sealed class JobRunQueue(IDataStore store)
+{
+    public const string Columns = """
+        job_run_id, job_label, status, partitions, attempt, sla_deadline, data_timestamp, created_at, started_at, finished_at,
+        version, lease_owner, exit_code, reason, missing_deps
+        """;
+
+    /// <summary>Adds a partition to a queued run of its job with room, or queues a new run. Returns the run id.</summary>
+    public async Task<string> EnqueueAsync(StoreTransaction tx, JobConfig job, string partitionRef, long? slaDeadline, long dataTimestamp, long now, CancellationToken ct)
+    {
+        var lockClause = tx.IsPostgres() ? " FOR UPDATE SKIP LOCKED" : "";
+        string? runId = null;
+        List<string>? partitions = null;
+        if (job.MaxBatch > 1)
+        {
+            await using var find = tx.Command($"SELECT job_run_id, partitions FROM job_runs WHERE job_label = $1 AND status = 'queued' AND ref_count < $2 ORDER BY seq LIMIT 1{lockClause}",
+                job.Label, job.MaxBatch);
+            await using var reader = await find.ExecuteReaderAsync(ct);
+            if (await reader.ReadAsync(ct)) (runId, partitions) = (reader.GetString(0), JsonSerializer.Deserialize<List<string>>(reader.GetString(1))!);
+        }
+        if (runId is not null)
+        {
+            partitions!.Add(partitionRef);
+            await using var update = tx.Command("""
+                UPDATE job_runs SET partitions = $2, ref_count = ref_count + 1, version = version + 1,
+                       sla_deadline = CASE WHEN sla_deadline IS NULL OR (CAST($3 AS bigint) IS NOT NULL AND CAST($3 AS bigint) < sla_deadline) THEN CAST($3 AS bigint) ELSE sla_deadline END,
+                       data_timestamp = CASE WHEN $4 < data_timestamp THEN $4 ELSE data_timestamp END
+                 WHERE job_run_id = $1
+                """, runId, JsonSerializer.Serialize(partitions), slaDeadline, dataTimestamp);
+            await update.ExecuteNonQueryAsync(ct);
+            return runId;
+        }
+        runId = Guid.NewGuid().ToString();
+        await using var insert = tx.Command("""
+            INSERT INTO job_runs (job_run_id, job_label, status, partitions, ref_count, sla_deadline, data_timestamp, attempt, created_at, version)
+            VALUES ($1, $2, 'queued', $3, 1, $4, $5, 0, $6, 1)
+            """, runId, job.Label, JsonSerializer.Serialize(new[] { partitionRef }), slaDeadline, dataTimestamp, now);
+        await insert.ExecuteNonQueryAsync(ct);
+        return runId;
+    }
+
+    /// <summary>
+    /// Takes a partition out of a run that has not started; a run left with no partition is cancelled.
+    /// Returns the run's status afterwards (queued, cancelled), or null if it had already been claimed.
+    /// </summary>
+    public async Task<string?> WithdrawAsync(StoreTransaction tx, string runId, string partitionRef, string reason, long now, CancellationToken ct)
+    {
+        var lockClause = tx.IsPostgres() ? " FOR UPDATE" : "";
+        List<string> partitions;
+        await using (var find = tx.Command($"SELECT partitions FROM job_runs WHERE job_run_id = $1 AND status = 'queued'{lockClause}", runId))
+        {
+            if (await find.ExecuteScalarAsync(ct) is not string json) return null;
+            partitions = JsonSerializer.Deserialize<List<string>>(json)!;
+        }
+        partitions.Remove(partitionRef);
+        var status = partitions.Count == 0 ? JobRunStatus.Cancelled : JobRunStatus.Queued;
+        await using var update = tx.Command("""
+            UPDATE job_runs SET partitions = $2, ref_count = $3, status = $4, version = version + 1,
+                   finished_at = CASE WHEN $4 = 'cancelled' THEN $5 ELSE finished_at END,
+                   reason = CASE WHEN $4 = 'cancelled' THEN $6 ELSE reason END
+             WHERE job_run_id = $1
+            """, runId, JsonSerializer.Serialize(partitions), partitions.Count, status, now, reason);
+        await update.ExecuteNonQueryAsync(ct);
+        return status;
+    }
+
+    /// <summary>
+    /// Claims up to <paramref name="slots"/> runs of one job for this silo, earliest SLA first, never letting
+    /// the job's running count across the cluster exceed max_concurrency. Runs whose lease ran out (their
+    /// silo died) are claimed again, as a new attempt of the same run.
+    /// </summary>
+    public async Task<IReadOnlyList<JobRunRow>> ClaimAsync(JobConfig job, string siloId, int slots, long now, long leaseMs, CancellationToken ct)
+    {
+        await using var tx = await store.BeginAsync(ct);
+        var postgres = tx.IsPostgres();
+        if (postgres)
+        {
+            // Serialise claims per job so the running count below cannot be raced past max_concurrency.
+            await using var gate = tx.Command("SELECT pg_advisory_xact_lock($1)", LockKey(job.Label));
+            await gate.ExecuteNonQueryAsync(ct);
+        }
+        long running;
+        await using (var count = tx.Command("SELECT COUNT(*) FROM job_runs WHERE job_label = $1 AND status = 'running' AND lease_until >= $2", job.Label, now))
+            running = Convert.ToInt64(await count.ExecuteScalarAsync(ct));
+        var room = (int)Math.Min(slots, job.MaxConcurrency - running);
+        if (room <= 0) return [];
+        var sql = $"""
+            UPDATE job_runs SET status = 'running', lease_owner = $2, lease_until = $3, attempt = attempt + 1, started_at = $4, version = version + 1
+             WHERE job_run_id IN (
+                   SELECT job_run_id FROM job_runs
+                    WHERE job_label = $1 AND (status = 'queued' OR (status = 'running' AND lease_until < $4))
+                    ORDER BY CASE WHEN sla_deadline IS NULL THEN 1 ELSE 0 END, sla_deadline, data_timestamp, seq
+                    LIMIT $5{(postgres ? " FOR UPDATE SKIP LOCKED" : "")})
+            RETURNING {Columns}
+            """;
+        var claimed = new List<JobRunRow>();
+        await using (var claim = tx.Command(sql, job.Label, siloId, now + leaseMs, now, room))
+        await using (var reader = await claim.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct)) claimed.Add(Read(reader));
+        }
+        if (claimed.Count > 0)
+        {
+            await store.Events.AppendAsync(tx, claimed.Select(run => new Protos.DataBuildEvent
+            {
+                JobRunStarted = new Protos.JobRunStartedEventV1
+                {
+                    JobRunId = run.JobRunId, JobLabel = run.JobLabel, SiloId = siloId, Attempt = (uint)run.Attempt,
+                    Partitions = { run.Partitions.Select(p => new Protos.PartitionRef { Str = p }) },
+                },
+            }).ToList(), ct);
+        }
+        await tx.CommitAsync(ct);
+        return claimed;
+    }
+
+    /// <summary>Extends a claim. False when the claim was lost (its lease ran out and another silo took the run).</summary>
+    public async Task<bool> RenewAsync(JobRunRow run, string siloId, long until, CancellationToken ct)
+    {
+        await using var tx = await store.BeginAsync(ct);
+        await using var command = tx.Command(
+            "UPDATE job_runs SET lease_until = $4 WHERE job_run_id = $1 AND version = $2 AND lease_owner = $3 AND status = 'running'",
+            run.JobRunId, run.Version, siloId, until);
+        var renewed = await command.ExecuteNonQueryAsync(ct) == 1;
+        await tx.CommitAsync(ct);
+        return renewed;
+    }
+
+    /// <summary>Records a run's outcome, fenced by the claim's version. False if another claim superseded this one.</summary>
+    public async Task<bool> CompleteAsync(StoreTransaction tx, JobRunRow run, string status, long now, int? pid, int? exitCode, string? reason,
+        IReadOnlyList<string> missingDeps, string stdout, string stderr, CancellationToken ct)
+    {
+        await using var command = tx.Command("""
+            UPDATE job_runs SET status = $3, finished_at = $4, pid = $5, exit_code = $6, reason = $7, missing_deps = $8, stdout = $9, stderr = $10,
+                   lease_owner = NULL, lease_until = NULL, version = version + 1
+             WHERE job_run_id = $1 AND version = $2 AND status = 'running'
+            """, run.JobRunId, run.Version, status, now, pid, exitCode, reason, JsonSerializer.Serialize(missingDeps), stdout, stderr);
+        return await command.ExecuteNonQueryAsync(ct) == 1;
+    }
+
+    public async Task<JobRunRow?> GetAsync(string runId, CancellationToken ct)
+    {
+        await using var connection = await store.OpenConnectionAsync(ct);
+        await using var command = Sql.Command(connection, null, $"SELECT {Columns} FROM job_runs WHERE job_run_id = $1", runId);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct) ? Read(reader) : null;
+    }
+
+    public static JobRunRow Read(DbDataReader r)
+    {
+        long? L(int i) => r.IsDBNull(i) ? null : r.GetInt64(i);
+        string? S(int i) => r.IsDBNull(i) ? null : r.GetString(i);
+        return new JobRunRow(r.GetString(0), r.GetString(1), r.GetString(2), JsonSerializer.Deserialize<List<string>>(r.GetString(3))!,
+            Convert.ToInt32(r.GetValue(4)), L(5), r.GetInt64(6), r.GetInt64(7), L(8), L(9), r.GetInt64(10), S(11),
+            r.IsDBNull(12) ? null : Convert.ToInt32(r.GetValue(12)), S(13), S(14) is { } m ? JsonSerializer.Deserialize<List<string>>(m)! : []);
+    }
+
+    private static long LockKey(string label) => BitConverter.ToInt64(SHA256.HashData(Encoding.UTF8.GetBytes($"job:{label}")));
+}

@@ -1,0 +1,162 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using DataBuild.Tests.Infrastructure;
+
+namespace DataBuild.Tests.Reconciliation;
+
+/// <summary>Wants in, partitions out: real job processes, real time, against every store.</summary>
+public abstract class ReconciliationConformance : IAsyncLifetime
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
+    protected string Folder { get; } = Directory.CreateTempSubdirectory("databuild-jobs-").FullName;
+    private InProcessSilo _silo = null!;
+    private HttpClient Http => _silo.Http;
+
+    protected abstract Task<string> FreshStoreAsync(string folder);
+
+    public async Task InitializeAsync() =>
+        _silo = await InProcessSilo.StartAsync(await FreshStoreAsync(Folder), JobTestGraph.Write(Folder), TimeProvider.System);
+
+    public async Task DisposeAsync()
+    {
+        await _silo.DisposeAsync();
+        Directory.Delete(Folder, recursive: true);
+    }
+
+    private async Task<string> WantAsync(params string[] partitions)
+    {
+        using var response = await Http.PostAsJsonAsync("/api/v1/wants", new { partitions });
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.Created, body);
+        return JsonDocument.Parse(body).RootElement.GetProperty("want_id").GetString()!;
+    }
+
+    private async Task<JsonElement> GetAsync(string path) => JsonDocument.Parse(await Http.GetStringAsync(path)).RootElement.Clone();
+
+    private Task<JsonElement> UntilStatusAsync(string wantId, string status) =>
+        Eventually.UntilAsync(() => GetAsync($"/api/v1/wants/{wantId}"), w => w.GetProperty("status").GetString() == status, Deadline, $"want {wantId} to be {status}");
+
+    private async Task<List<JsonElement>> RunsAsync(string? label = null) =>
+        (await GetAsync($"/api/v1/job-runs?limit=1000{(label is null ? "" : $"&job_label={label}")}")).GetProperty("job_runs").EnumerateArray().ToList();
+
+    [Fact]
+    public async Task A_want_for_a_job_partition_runs_the_job_once_and_is_satisfied()
+    {
+        var want = await WantAsync("leaf/simple");
+        var satisfied = await UntilStatusAsync(want, "satisfied");
+        Assert.Equal(1, JobTestGraph.Runs(Folder, "leaf/simple"));
+        var run = Assert.Single(await RunsAsync("leaf"));
+        Assert.Equal("succeeded", run.GetProperty("status").GetString());
+        var logs = await GetAsync($"/api/v1/job-runs/{run.GetProperty("job_run_id").GetString()}/logs");
+        Assert.Contains("built leaf/simple", logs.GetProperty("stdout").GetString());
+        var partition = await GetAsync("/api/v1/partitions/leaf%2Fsimple");
+        Assert.Equal("available", partition.GetProperty("status").GetString());
+        var types = satisfied.GetProperty("timeline").EnumerateArray().Select(e => e.GetProperty("type").GetString()).ToList();
+        Assert.Equal("want_create", types[0]);
+        Assert.Equal("want_satisfied", types[^1]);
+    }
+
+    [Fact]
+    public async Task A_hundred_concurrent_wants_for_one_fresh_partition_share_exactly_one_job_run()
+    {
+        var wants = await Task.WhenAll(Enumerable.Range(0, 100).Select(_ => WantAsync("leaf/popular")));
+        foreach (var want in wants) await UntilStatusAsync(want, "satisfied");
+        Assert.Equal(1, JobTestGraph.Runs(Folder, "leaf/popular"));
+        Assert.Single(await RunsAsync("leaf"), r => r.GetProperty("partitions").EnumerateArray().Any(p => p.GetString() == "leaf/popular"));
+    }
+
+    [Fact]
+    public async Task A_three_level_chain_is_discovered_through_missing_dependencies_with_parent_and_root_links()
+    {
+        var root = await WantAsync("chain/3/k");
+        await UntilStatusAsync(root, "satisfied");
+
+        var detail = await GetAsync($"/api/v1/wants/{root}");
+        var child = Assert.Single(detail.GetProperty("child_wants").EnumerateArray());
+        Assert.Equal(["chain/2/k"], child.GetProperty("partitions").EnumerateArray().Select(p => p.GetString()));
+        Assert.Equal("job", child.GetProperty("source").GetProperty("type").GetString());
+        Assert.Equal(root, child.GetProperty("root_want_id").GetString());
+        var grandchildId = (await GetAsync($"/api/v1/wants/{child.GetProperty("want_id").GetString()}")).GetProperty("child_wants")[0];
+        Assert.Equal(["chain/1/k"], grandchildId.GetProperty("partitions").EnumerateArray().Select(p => p.GetString()));
+        Assert.Equal(child.GetProperty("want_id").GetString(), grandchildId.GetProperty("parent_want_id").GetString());
+        Assert.Equal(root, grandchildId.GetProperty("root_want_id").GetString());
+        Assert.Equal(detail.GetProperty("data_timestamp").GetString(), grandchildId.GetProperty("data_timestamp").GetString());
+
+        // Level 3 ran twice (missing deps, then built), level 2 twice, level 1 once.
+        Assert.Equal(2, JobTestGraph.Runs(Folder, "chain/3/k"));
+        Assert.Equal(2, JobTestGraph.Runs(Folder, "chain/2/k"));
+        Assert.Equal(1, JobTestGraph.Runs(Folder, "chain/1/k"));
+    }
+
+    [Fact]
+    public async Task Fan_in_of_fifty_upstream_partitions_is_built_and_the_downstream_retried_once()
+    {
+        var want = await WantAsync("fanin/f");
+        await UntilStatusAsync(want, "satisfied");
+        Assert.Equal(2, JobTestGraph.Runs(Folder, "fanin/f"));
+        for (var i = 0; i < 50; i++) Assert.Equal(1, JobTestGraph.Runs(Folder, $"leaf/f-{i}"));
+        // Leaf runs were batched, never beyond max_batch (10).
+        var leafRuns = await RunsAsync("leaf");
+        Assert.All(leafRuns, r => Assert.InRange(r.GetProperty("partitions").GetArrayLength(), 1, 10));
+        Assert.Equal(50, leafRuns.Where(r => r.GetProperty("status").GetString() == "succeeded").Sum(r => r.GetProperty("partitions").GetArrayLength()));
+        Assert.True(leafRuns.Count < 50, $"{leafRuns.Count} runs for 50 partitions: some were batched");
+    }
+
+    [Fact]
+    public async Task A_failed_run_is_retried_with_backoff_and_then_succeeds()
+    {
+        var want = await WantAsync("flaky/1/x");
+        await UntilStatusAsync(want, "satisfied");
+        Assert.Equal(2, JobTestGraph.Runs(Folder, "flaky/1/x"));
+        var runs = await RunsAsync("flaky");
+        Assert.Equal(["failed", "succeeded"], runs.Select(r => r.GetProperty("status").GetString()));
+    }
+
+    [Fact]
+    public async Task Exhausted_retries_fail_the_partition_and_its_wants_with_the_reason()
+    {
+        var want = await WantAsync("broken/x");
+        var failed = await UntilStatusAsync(want, "failed");
+        Assert.Equal(2, JobTestGraph.Runs(Folder, "broken/x")); // one try and one retry
+        Assert.Contains("exited with code 2", failed.GetProperty("reason").GetString());
+        Assert.Equal("failed", (await GetAsync("/api/v1/partitions/broken%2Fx")).GetProperty("status").GetString());
+        var run = (await RunsAsync("broken"))[0];
+        var logs = await GetAsync($"/api/v1/job-runs/{run.GetProperty("job_run_id").GetString()}/logs");
+        Assert.Contains("this job always fails", logs.GetProperty("stderr").GetString());
+    }
+
+    [Fact]
+    public async Task A_run_past_its_timeout_is_killed_and_fails()
+    {
+        var want = await WantAsync("sleepy/x");
+        var failed = await UntilStatusAsync(want, "failed");
+        Assert.Contains("timed out after 1 s", failed.GetProperty("reason").GetString());
+        Assert.False(File.Exists(Path.Combine(Folder, "data", "parts", "sleepy_x")), "the killed job never finished its work");
+    }
+
+    [Fact]
+    public async Task A_want_cancelled_before_its_run_starts_cancels_the_queued_run()
+    {
+        var blocker = await WantAsync("slow/first"); // takes the job's only slot for a second
+        await Eventually.UntilAsync(() => RunsAsync("slow"), runs => runs.Any(r => r.GetProperty("status").GetString() == "running"), Deadline, "the first run to start");
+        var doomed = await WantAsync("slow/second");
+        await Eventually.UntilAsync(() => GetAsync("/api/v1/partitions/slow%2Fsecond"), p => p.GetProperty("status").GetString() == "building",
+            Deadline, "the second run to be queued behind the first");
+        using (var cancel = await Http.DeleteAsync($"/api/v1/wants/{doomed}")) Assert.Equal(HttpStatusCode.OK, cancel.StatusCode);
+        await UntilStatusAsync(blocker, "satisfied");
+        var runs = await Eventually.UntilAsync(() => RunsAsync("slow"), r => r.Any(x => x.GetProperty("status").GetString() == "cancelled"), Deadline, "the queued run to be cancelled");
+        Assert.Equal(0, JobTestGraph.Runs(Folder, "slow/second"));
+        Assert.Equal("missing", (await GetAsync("/api/v1/partitions/slow%2Fsecond")).GetProperty("status").GetString());
+    }
+}
+
+public sealed class SqliteReconciliationTests : ReconciliationConformance
+{
+    protected override Task<string> FreshStoreAsync(string folder) => Task.FromResult($"sqlite:{Path.Combine(folder, "databuild.db")}");
+}
+
+public sealed class PostgresReconciliationTests(PostgresDatabase database) : ReconciliationConformance, IClassFixture<PostgresDatabase>
+{
+    protected override async Task<string> FreshStoreAsync(string folder) => $"postgres:{await database.CreateAnotherAsync()}";
+}

@@ -1,0 +1,46 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using DataBuild.Tests.Infrastructure;
+
+namespace DataBuild.Tests.Reconciliation;
+
+/// <summary>Two silo processes on one PostgreSQL database; one dies in the middle of a job run.</summary>
+public sealed class SiloDeathTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>, IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("databuild-death-").FullName;
+
+    [Fact]
+    public async Task A_silo_killed_mid_run_has_its_run_taken_over_and_one_success_recorded()
+    {
+        var store = $"postgres:{await database.CreateAnotherAsync()}";
+        var graph = JobTestGraph.Write(_folder);
+        string[] args = ["--graph", graph, "--Jobs:LeaseSeconds=3"];
+        await using var doomed = SiloProcess.Start(store, null, args);
+        await doomed.WaitReadyAsync();
+
+        using var created = await doomed.Http.PostAsJsonAsync("/api/v1/wants", new { partitions = new[] { "longrun/x" } });
+        created.EnsureSuccessStatusCode();
+        var wantId = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("want_id").GetString();
+        var running = await Eventually.UntilAsync(
+            async () => JsonDocument.Parse(await doomed.Http.GetStringAsync("/api/v1/job-runs?job_label=longrun")).RootElement.Clone(),
+            page => page.GetProperty("job_runs").EnumerateArray().Any(r => r.GetProperty("status").GetString() == "running"),
+            TimeSpan.FromSeconds(30), "the run to start on the first silo");
+        var runId = running.GetProperty("job_runs")[0].GetProperty("job_run_id").GetString();
+
+        await using var survivor = SiloProcess.Start(store, null, args);
+        await survivor.WaitReadyAsync();
+        doomed.Kill(); // mid-run: the job process dies with it
+
+        var want = await Eventually.UntilAsync(
+            async () => JsonDocument.Parse(await survivor.Http.GetStringAsync($"/api/v1/wants/{wantId}")).RootElement.Clone(),
+            w => w.GetProperty("status").GetString() == "satisfied", TimeSpan.FromSeconds(60), "the survivor to finish the want");
+        var run = JsonDocument.Parse(await survivor.Http.GetStringAsync($"/api/v1/job-runs/{runId}")).RootElement;
+        Assert.Equal("succeeded", run.GetProperty("status").GetString());
+        Assert.Equal(2, run.GetProperty("attempt").GetInt32());
+        var successes = JsonDocument.Parse(await survivor.Http.GetStringAsync($"/api/v1/events?types=job_run_succeeded&job_run_id={runId}")).RootElement;
+        Assert.Single(successes.GetProperty("events").EnumerateArray());
+        Assert.Equal("satisfied", want.GetProperty("status").GetString());
+    }
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+}
