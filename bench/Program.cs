@@ -13,6 +13,7 @@ var results = new List<BenchResult>();
 try
 {
     results.AddRange(await GrainHostBenchmarks.RunAsync(server, clients, duration));
+    results.AddRange(await ReconciliationBenchmarks.RunAsync(server, samples: quick ? 20 : 1000, hops: quick ? 20 : 1000));
 }
 finally
 {
