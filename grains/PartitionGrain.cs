@@ -78,19 +78,31 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
         if (!State.Waiters.Remove(wantId)) return;
         if (State.Waiters.Count == 0 && State.Status == PartitionStatusNames.Building && State.JobRunId is { } runId)
         {
-            // No remaining want needs the queued run: withdraw from it. A running one is left to finish.
+            // No remaining want needs the run. A queued one is withdrawn (and cancelled if it is left empty);
+            // one already claimed is left to finish, and this partition keeps waiting for its outcome.
             var partition = GrainKey;
             var label = Job!.Label;
             var now = Now;
+            var state = State;
+            var wantIds = State.Waiters.Keys.ToList();
             EnlistWrite(async (tx, ct) =>
             {
-                if (await queue.WithdrawAsync(tx, runId, partition, $"no want needs {partition} any more", now, ct) is null) return;
-                await store.Events.AppendAsync(tx, [new DataBuildEvent { JobRunCancelled = new JobRunCancelledEventV1
-                    { JobRunId = runId, JobLabel = label, Reason = "no remaining want needs it", Partitions = { new PartitionRef { Str = partition } } } }], ct);
+                var left = await queue.WithdrawAsync(tx, runId, partition, $"no want needs {partition} any more", now, ct);
+                if (left is null) return;
+                state.Status = PartitionStatusNames.Missing;
+                state.Reason = "no want needs it any more";
+                state.JobRunId = null;
+                state.UpdatedAt = now;
+                var events = new List<DataBuildEvent>
+                {
+                    new() { PartitionStatusChanged = new PartitionStatusChangedEventV1 { Partition = new PartitionRef { Str = partition },
+                        PreviousStatus = PartitionStatus.Building, Status = PartitionStatus.Missing, JobRunId = runId, Reason = state.Reason } },
+                };
+                if (left == JobRunStatus.Cancelled)
+                    events.Add(new DataBuildEvent { JobRunCancelled = new JobRunCancelledEventV1
+                        { JobRunId = runId, JobLabel = label, Reason = "no remaining want needs it", Partitions = { new PartitionRef { Str = partition } } } });
+                await store.Events.AppendAsync(tx, events, ct);
             });
-            // If the run had already been claimed the withdrawal does nothing and its outcome still arrives; either way we stop waiting for it.
-            await ChangeStatusAsync(PartitionStatusNames.Missing, "no want needs it any more", runId);
-            State.JobRunId = null;
         }
         await SaveAsync();
     }
