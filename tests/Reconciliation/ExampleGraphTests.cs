@@ -12,10 +12,9 @@ public sealed class ExampleGraphTests : IDisposable
     [Fact]
     public async Task One_request_builds_a_weekly_report_from_nothing()
     {
-        // A copy of the bundled example, so the test's data stays in its own folder.
-        var example = Path.Combine(_folder, "reviews");
-        CopyDirectory(Path.Combine(AppContext.BaseDirectory, "examples", "reviews"), example);
-        await using var silo = SiloProcess.Start($"sqlite:{Path.Combine(_folder, "databuild.db")}", _folder, "--graph", Path.Combine(example, "databuild.json"));
+        var graph = CopyExample(_folder);
+        var example = Path.GetDirectoryName(graph)!;
+        await using var silo = SiloProcess.Start($"sqlite:{Path.Combine(_folder, "databuild.db")}", _folder, "--graph", graph);
         await silo.WaitReadyAsync();
 
         using var created = await silo.Http.PostAsJsonAsync("/api/v1/wants", new { partitions = new[] { "report/weekly/week=2024-01-01" } });
@@ -31,6 +30,14 @@ public sealed class ExampleGraphTests : IDisposable
         Assert.All(report, line => Assert.Equal(3, line.Split('\t').Length));
         Assert.Equal(7, Directory.GetFiles(Path.Combine(example, "data", "summary", "daily")).Length);
         Assert.Equal(7, want.GetProperty("child_wants").GetArrayLength());
+    }
+
+    /// <summary>A copy of the bundled example in <paramref name="folder"/>, so a test's data stays there; its databuild.json.</summary>
+    public static string CopyExample(string folder)
+    {
+        var example = Path.Combine(folder, "reviews");
+        CopyDirectory(Path.Combine(AppContext.BaseDirectory, "examples", "reviews"), example);
+        return Path.Combine(example, "databuild.json");
     }
 
     private static void CopyDirectory(string from, string to)
