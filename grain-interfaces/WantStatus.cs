@@ -32,3 +32,15 @@ public static class SourceTypes
 {
     public static readonly IReadOnlyList<string> All = ["api", "cli", "dashboard", "scheduled", "job", "graph"];
 }
+
+/// <summary>Job-run statuses as the API shows them.</summary>
+public static class JobRunStatus
+{
+    public const string Queued = "queued";
+    public const string Running = "running";
+    public const string Succeeded = "succeeded";
+    public const string Failed = "failed";
+    public const string MissingDeps = "missing_deps";
+    public const string Cancelled = "cancelled";
+    public static readonly IReadOnlyList<string> All = [Queued, Running, Succeeded, Failed, MissingDeps, Cancelled];
+}

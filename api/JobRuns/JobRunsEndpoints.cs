@@ -1,4 +1,5 @@
 using DataBuild.Api.Wants;
+using DataBuild.GrainInterfaces;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -8,8 +9,6 @@ namespace DataBuild.Api.JobRuns;
 /// <summary><c>/api/v1/job-runs</c>: runs, their outcomes and their kept stdout/stderr.</summary>
 public static class JobRunsEndpoints
 {
-    private static readonly string[] Statuses = ["queued", "running", "succeeded", "failed", "missing_deps", "cancelled"];
-
     public static RouteGroupBuilder MapJobRuns(this RouteGroupBuilder api)
     {
         var runs = api.MapGroup("/job-runs").WithTags("Job runs");
@@ -23,8 +22,8 @@ public static class JobRunsEndpoints
     {
         var q = request.Query;
         var status = WantsEndpoints.Single(q["status"]);
-        if (status is not null && !Statuses.Contains(status))
-            return Problems.BadRequest("Invalid status", $"status must be one of {string.Join(", ", Statuses)}; got '{status}'");
+        if (status is not null && !JobRunStatus.All.Contains(status))
+            return Problems.BadRequest("Invalid status", $"status must be one of {string.Join(", ", JobRunStatus.All)}; got '{status}'");
         if (!WantsEndpoints.TryInt(q["limit"], WantsEndpoints.DefaultLimit, 1, WantsEndpoints.MaxLimit, out var limit))
             return Problems.BadRequest("Invalid limit", $"limit must be a whole number between 1 and {WantsEndpoints.MaxLimit}; got '{q["limit"]}'");
         if (!WantsEndpoints.TryInt(q["after"], 0, 0, long.MaxValue, out var after))

@@ -1,3 +1,4 @@
+using DataBuild.GrainInterfaces;
 using System.Collections.Concurrent;
 using DataBuild.GrainInterfaces.Graph;
 using DataBuild.Protos;

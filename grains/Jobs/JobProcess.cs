@@ -1,3 +1,4 @@
+using DataBuild.GrainInterfaces;
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;

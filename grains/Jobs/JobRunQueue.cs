@@ -2,6 +2,7 @@ using System.Data.Common;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using DataBuild.GrainInterfaces;
 using DataBuild.GrainInterfaces.Graph;
 using DataBuild.Runtime.Storage;
 
@@ -11,16 +12,6 @@ public sealed record JobRunRow(
     string JobRunId, string JobLabel, string Status, IReadOnlyList<string> Partitions, int Attempt, long? SlaDeadline, long DataTimestamp,
     long CreatedAt, long? StartedAt, long? FinishedAt, long Version, string? LeaseOwner, int? ExitCode, string? Reason, IReadOnlyList<string> MissingDeps);
 
-public static class JobRunStatus
-{
-    public const string Queued = "queued";
-    public const string Running = "running";
-    public const string Succeeded = "succeeded";
-    public const string Failed = "failed";
-    public const string MissingDeps = "missing_deps";
-    public const string Cancelled = "cancelled";
-    public static readonly IReadOnlyList<string> All = [Queued, Running, Succeeded, Failed, MissingDeps, Cancelled];
-}
 
 /// <summary>
 /// The queue of job runs. Partitions enqueue inside their own turn's transaction (joining a queued run of
