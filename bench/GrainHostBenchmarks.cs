@@ -11,7 +11,7 @@ namespace DataBuild.Bench;
 /// Persisted grain turns/s on PostgreSQL (fsync on) against pgbench single-row updates on the same server in
 /// the same run, with the same number of concurrent clients; and in-memory grain calls/s.
 /// </summary>
-public static class GrainHostBenchmarks
+internal static class GrainHostBenchmarks
 {
     public static async Task<IReadOnlyList<BenchResult>> RunAsync(PostgresServer server, int clients, TimeSpan duration)
     {

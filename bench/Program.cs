@@ -13,6 +13,7 @@ var results = new List<BenchResult>();
 try
 {
     results.AddRange(await GrainHostBenchmarks.RunAsync(server, clients, duration));
+    results.AddRange(await IngestBenchmarks.RunAsync(server, clients: quick ? 8 : 64, duration, slaWants: quick ? 50 : 1000));
     results.AddRange(await ReconciliationBenchmarks.RunAsync(server, samples: quick ? 20 : 1000, hops: quick ? 20 : 1000));
 }
 finally
@@ -25,7 +26,11 @@ Console.WriteLine($"{"benchmark",-34} {"value",14} {"unit",-10} {"baseline",12} 
 foreach (var r in results)
     Console.WriteLine($"{r.Name,-34} {r.Value,14:N0} {r.Unit,-10} {r.Baseline?.ToString("N0") ?? "-",12}  {r.Ratio?.ToString("0.000") ?? "-",7}  {r.Goal ?? "-"}{(r.Pass is { } p ? p ? " (met)" : " (missed)" : "")}");
 
+// --results PATH writes elsewhere (the test suite's --quick run does); by default bench/results/latest.json.
+var resultsAt = Array.IndexOf(args, "--results");
 var folder = Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "results");
-var path = Path.GetFullPath(Path.Combine(Directory.Exists(folder) ? folder : Directory.GetCurrentDirectory(), "latest.json"));
+var path = resultsAt >= 0 && resultsAt + 1 < args.Length
+    ? Path.GetFullPath(args[resultsAt + 1])
+    : Path.GetFullPath(Path.Combine(Directory.Exists(folder) ? folder : Directory.GetCurrentDirectory(), "latest.json"));
 await File.WriteAllTextAsync(path, JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));
 Console.WriteLine($"\nwrote {path}");

@@ -13,7 +13,7 @@ namespace DataBuild.Bench;
 /// Dispatch latency (a partition becomes available → the dependent job's process has started) and a deep
 /// chain discovered only through missing dependencies, on a real silo over HTTP with PostgreSQL (fsync on).
 /// </summary>
-public static class ReconciliationBenchmarks
+internal static class ReconciliationBenchmarks
 {
     private const string Script = """
         #!/usr/bin/env bash

@@ -56,6 +56,7 @@ internal sealed class GrainCatalog(GrainRuntime runtime)
             if (!activation.TryEnterIdle()) continue; // mid-turn: not idle
             try
             {
+                if (activation.IsDefunct) continue; // another collector got here first: deactivate once
                 activation.IsDefunct = true;
                 _activations.TryRemove(new KeyValuePair<GrainId, Lazy<Task<GrainActivation>>>(id, entry));
                 try { await activation.Instance.OnDeactivateAsync(cancellationToken); }

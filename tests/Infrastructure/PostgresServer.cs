@@ -11,7 +11,7 @@ namespace DataBuild.Testing;
 /// Set DATABUILD_TEST_PG to a connection string (a role allowed to create databases) to use an existing server.
 /// Shared by tests/ and bench/ (linked into both).
 /// </summary>
-public sealed class PostgresServer
+internal sealed class PostgresServer
 {
     private static readonly Lazy<Task<PostgresServer>> Shared = new(() => StartAsync(durable: false));
     private readonly string? _dataDir;
