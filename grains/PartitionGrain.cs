@@ -46,7 +46,7 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
         if (reminderName.StartsWith(WantWaiting, StringComparison.Ordinal)) await WantArrivedAsync(reminderName[WantWaiting.Length..]);
         else if (reminderName.StartsWith(WantGone, StringComparison.Ordinal)) await WantGoneAsync(reminderName[WantGone.Length..]);
         else if (reminderName.StartsWith(RunDone, StringComparison.Ordinal)) await RunDoneAsync(reminderName[RunDone.Length..]);
-        else if (reminderName == Retry) { if (State.Status == PartitionStatusNames.Building && State.JobRunId is null) await DispatchAsync("retry"); }
+        else if (reminderName == Retry) await RetryAsync();
         else if (reminderName.StartsWith(Dependent, StringComparison.Ordinal)) await DependentAsync(reminderName[Dependent.Length..]);
         else if (reminderName.StartsWith(UpstreamAvailable, StringComparison.Ordinal)) await UpstreamAvailableAsync(reminderName[UpstreamAvailable.Length..]);
     }
@@ -198,6 +198,15 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
         await ChangeStatusAsync(PartitionStatusNames.Failed, reason, run.JobRunId);
         foreach (var want in State.Waiters.Keys) await Tell(want, PartitionFailed);
         State.Waiters.Clear();
+    }
+
+    private async Task RetryAsync()
+    {
+        if (State.Status != PartitionStatusNames.Building || State.JobRunId is not null) return;
+        // Every want may have left while the retry waited: then there is nothing to build for.
+        if (State.Waiters.Count > 0) await DispatchAsync($"retry {State.Failures} of {Job!.Retries}");
+        else await ChangeStatusAsync(PartitionStatusNames.Missing, "no want needs it any more", null);
+        await SaveAsync();
     }
 
     private async Task DependentAsync(string downstream)

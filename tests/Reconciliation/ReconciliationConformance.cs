@@ -114,6 +114,18 @@ public abstract class ReconciliationConformance : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Retry_after_every_want_left_does_not_run_the_job_again()
+    {
+        var want = await WantAsync("flaky/5/abandoned"); // fails five times; the job retries twice
+        await Eventually.UntilAsync(() => GetAsync("/api/v1/partitions/flaky%2F5%2Fabandoned"),
+            p => p.GetProperty("reason").GetString()?.Contains("retrying") == true, Deadline, "the first failure");
+        using (var cancel = await Http.DeleteAsync($"/api/v1/wants/{want}")) Assert.Equal(HttpStatusCode.OK, cancel.StatusCode);
+        await Eventually.UntilAsync(() => GetAsync("/api/v1/partitions/flaky%2F5%2Fabandoned"),
+            p => p.GetProperty("status").GetString() == "missing", Deadline, "the partition to give up its retry");
+        Assert.Equal(1, JobTestGraph.Runs(Folder, "flaky/5/abandoned"));
+    }
+
+    [Fact]
     public async Task Exhausted_retries_fail_the_partition_and_its_wants_with_the_reason()
     {
         var want = await WantAsync("broken/x");
