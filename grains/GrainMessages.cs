@@ -24,6 +24,8 @@ internal static class GrainMessages
     public const string Dependent = "dependent:";
     /// <summary>To a partition: one of your missing dependencies is available.</summary>
     public const string UpstreamAvailable = "upstream-available:";
+    /// <summary>To a partition: one of your missing dependencies failed for good.</summary>
+    public const string UpstreamFailed = "upstream-failed:";
     public const string TtlDeadline = "ttl";
     public const string SlaDeadline = "sla";
 }

@@ -49,6 +49,7 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
         else if (reminderName == Retry) await RetryAsync();
         else if (reminderName.StartsWith(Dependent, StringComparison.Ordinal)) await DependentAsync(reminderName[Dependent.Length..]);
         else if (reminderName.StartsWith(UpstreamAvailable, StringComparison.Ordinal)) await UpstreamAvailableAsync(reminderName[UpstreamAvailable.Length..]);
+        else if (reminderName.StartsWith(UpstreamFailed, StringComparison.Ordinal)) await UpstreamFailedAsync(reminderName[UpstreamFailed.Length..]);
     }
 
     private async Task WantArrivedAsync(string wantId)
@@ -194,10 +195,26 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
             State.UpdatedAt = Now;
             return;
         }
-        var reason = $"job '{job.Label}' failed {State.Failures} time{(State.Failures == 1 ? "" : "s")}; last: {run.Reason}";
-        await ChangeStatusAsync(PartitionStatusNames.Failed, reason, run.JobRunId);
+        await FailAsync($"job '{job.Label}' failed {State.Failures} time{(State.Failures == 1 ? "" : "s")}; last: {run.Reason}", run.JobRunId);
+    }
+
+    /// <summary>Fails for good: waiting wants are told, and so are partitions waiting on this one as a dependency.</summary>
+    private async Task FailAsync(string reason, string? runId)
+    {
+        await ChangeStatusAsync(PartitionStatusNames.Failed, reason, runId);
         foreach (var want in State.Waiters.Keys) await Tell(want, PartitionFailed);
+        var now = Clock.GetUtcNow();
+        foreach (var downstream in State.Dependents)
+            await RegisterOrUpdateReminderFor(new GrainId(TypeName, downstream), UpstreamFailed + GrainKey, now, TimeSpan.Zero);
         State.Waiters.Clear();
+        State.Dependents.Clear();
+    }
+
+    private async Task UpstreamFailedAsync(string upstream)
+    {
+        if (State.Status != PartitionStatusNames.UpstreamWaiting || !State.Missing.Contains(upstream)) return;
+        await FailAsync($"upstream partition {upstream} failed", null);
+        await SaveAsync();
     }
 
     private async Task RetryAsync()

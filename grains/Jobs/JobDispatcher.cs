@@ -65,9 +65,9 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
     {
         var task = Task.Run(() => ExecuteAsync(job, run, stopping));
         _running[run.JobRunId] = task;
-        task.ContinueWith(_ =>
+        task.ContinueWith(done =>
         {
-            _running.TryRemove(run.JobRunId, out Task? _);
+            _running.TryRemove(new KeyValuePair<string, Task>(run.JobRunId, done)); // only this attempt's entry
             Interlocked.Exchange(ref _slotFreed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
         }, TaskScheduler.Default);
     }
@@ -81,6 +81,10 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
         {
             log.LogInformation("Job run {Run} ({Job}, attempt {Attempt}) starting for {Partitions}", run.JobRunId, job.Label, run.Attempt, string.Join(", ", run.Partitions));
             outcome = await JobProcess.RunAsync(graph, job, run.JobRunId, run.Partitions, lost.Token);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            outcome = new JobOutcome(JobRunStatus.Failed, null, $"the job could not be run: {e.Message}", [], "", e.ToString(), null);
         }
         finally
         {
@@ -100,21 +104,30 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
 
     private async Task HeartbeatAsync(JobRunRow run, CancellationTokenSource lost)
     {
-        try
+        var renewedAt = clock.GetUtcNow();
+        while (!lost.IsCancellationRequested)
         {
-            while (!lost.IsCancellationRequested)
+            try
             {
                 await Task.Delay(options.Lease / 3, lost.Token);
                 var until = clock.GetUtcNow().Add(options.Lease).ToUnixTimeMilliseconds();
-                if (!await queue.RenewAsync(run, siloId, until, lost.Token))
+                if (await queue.RenewAsync(run, siloId, until, lost.Token))
                 {
-                    log.LogWarning("Job run {Run} was taken over by another silo; stopping this attempt", run.JobRunId);
-                    await lost.CancelAsync();
+                    renewedAt = clock.GetUtcNow();
+                    continue;
                 }
+                log.LogWarning("Job run {Run} was taken over by another silo; stopping this attempt", run.JobRunId);
+                await lost.CancelAsync();
+            }
+            catch (OperationCanceledException) when (lost.IsCancellationRequested) { }
+            catch (Exception e)
+            {
+                // A transient failure: keep trying, but never let the process outlive a lease we could not renew,
+                // or another silo would run the same job alongside it.
+                log.LogWarning(e, "Heartbeat of job run {Run} failed", run.JobRunId);
+                if (clock.GetUtcNow() - renewedAt >= options.Lease * 0.9) await lost.CancelAsync();
             }
         }
-        catch (OperationCanceledException) { }
-        catch (Exception e) { log.LogWarning(e, "Heartbeat of job run {Run} failed", run.JobRunId); }
     }
 
     private async Task CompleteAsync(JobConfig job, JobRunRow run, JobOutcome outcome, CancellationToken ct)

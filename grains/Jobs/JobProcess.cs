@@ -64,12 +64,15 @@ public static class JobProcess
             catch (OperationCanceledException)
             {
                 killedBecause = abandon.IsCancellationRequested ? "abandoned: this silo lost the run's lease or is stopping" : $"timed out after {job.TimeoutSeconds} s";
-                try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+                try { process.Kill(entireProcessTree: true); } catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception or AggregateException) { }
                 await process.WaitForExitAsync(CancellationToken.None);
             }
-            await reading;
+            // A grandchild that inherited stdout (a daemon started with &) can hold the pipes open after the job
+            // exits: take what arrived within a grace period rather than wait for it.
+            try { await reading.WaitAsync(TimeSpan.FromSeconds(5)); }
+            catch (TimeoutException) { stderr.Append("\n[databuild: output still open 5 s after the job exited; the rest was not kept]\n"); }
             var output = stdout.ToString();
-            var missing = MissingDeps(output);
+            var missing = MissingDeps(stdout.ProtocolLines);
             var exit = process.ExitCode;
             if (killedBecause is not null) return new JobOutcome(JobRunStatus.Failed, exit, killedBecause, [], output, stderr.ToString(), process.Id);
             if (exit == 0) return new JobOutcome(JobRunStatus.Succeeded, 0, null, [], output, stderr.ToString(), process.Id);
@@ -102,6 +105,7 @@ public static class JobProcess
         var buffer = new char[8192];
         int read;
         while ((read = await reader.ReadAsync(buffer)) > 0) into.Append(buffer.AsSpan(0, read));
+        into.Finish();
     }
 
     /// <summary>Keeps the first <see cref="MaxCapturedChars"/> characters of a stream and counts the rest.</summary>
@@ -110,11 +114,32 @@ public static class JobProcess
         private readonly StringBuilder _text = new();
         private long _dropped;
 
+        private readonly StringBuilder _line = new();
+
+        /// <summary>Protocol lines seen anywhere in the stream, kept even past the size limit.</summary>
+        public string ProtocolLines { get; private set; } = "";
+
         public void Append(ReadOnlySpan<char> chunk)
         {
+            foreach (var c in chunk)
+            {
+                if (c == '\n')
+                {
+                    if (_line.Length >= ErrorPrefix.Length && _line.ToString(0, ErrorPrefix.Length) == ErrorPrefix) ProtocolLines += _line + "\n";
+                    _line.Clear();
+                }
+                else if (_line.Length < 1 << 20) _line.Append(c);
+            }
             var room = MaxCapturedChars - _text.Length;
             if (room > 0) _text.Append(chunk[..Math.Min(room, chunk.Length)]);
             if (chunk.Length > room) _dropped += chunk.Length - Math.Max(room, 0);
+        }
+
+        /// <summary>The last line, if the stream did not end with a newline.</summary>
+        public void Finish()
+        {
+            if (_line.Length >= ErrorPrefix.Length && _line.ToString(0, ErrorPrefix.Length) == ErrorPrefix) ProtocolLines += _line + "\n";
+            _line.Clear();
         }
 
         public override string ToString() => _dropped == 0 ? _text.ToString() : $"{_text}\n[databuild: {_dropped} more characters were not kept]\n";

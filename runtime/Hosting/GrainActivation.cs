@@ -66,7 +66,7 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
             {
                 // Nothing of a failed turn survives: not in the database (rolled back) nor in memory.
                 Adopt(_version, _committedPayload);
-                if (e is InconsistentStateException) IsDefunct = true;
+                if (e is InconsistentStateException stale && stale.Grain == Id) IsDefunct = true; // not for a nested call's conflict
                 throw;
             }
             finally
@@ -121,9 +121,19 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
         else if (turn.Delivery?.NextDueAt is not null) tx.OnCommitted(store.RemindersChanged.Pulse);
         foreach (var action in turn.AfterCommit) tx.OnCommitted(action);
 
-        await tx.CommitAsync(cancellationToken);
-        _version = version;
-        _committedPayload = payload;
+        try
+        {
+            await tx.CommitAsync(cancellationToken);
+        }
+        finally
+        {
+            // Committed is committed, even if an after-commit action then failed.
+            if (tx.IsCommitted)
+            {
+                _version = version;
+                _committedPayload = payload;
+            }
+        }
     }
 
     private void Adopt(StoredState? stored) => Adopt(stored?.Version ?? 0, stored?.Payload);

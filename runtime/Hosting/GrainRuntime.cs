@@ -65,7 +65,7 @@ internal sealed class GrainRuntime : IGrainFactory
             {
                 // collected or dropped between lookup and turn: look it up again
             }
-            catch (InconsistentStateException e) when (attempt == 0)
+            catch (InconsistentStateException e) when (attempt == 0 && e.Grain == id)
             {
                 Log.LogInconsistentState(e.Grain, e.Message);
                 Catalog.Drop(activation);

@@ -37,6 +37,7 @@ public static class JobTestGraph
                 if [ "$runs" -le "$n" ]; then echo "flaky: failing run $runs of $n" >&2; exit 1; fi
                 built "$ref" ;;
               broken) echo "broken: this job always fails" >&2; exit 2 ;;
+              needsbroken) dep="broken/${1#nb/}"; have "$dep" || missing "$dep"; built "$1" ;;
               slow|sleepy|longrun) sleep "${SLOW_SECONDS:-3}"; for ref in "$@"; do built "$ref"; done ;;
               *) echo "unknown job $DATABUILD_JOB_LABEL" >&2; exit 9 ;;
             esac
@@ -51,6 +52,7 @@ public static class JobTestGraph
                 { "label": "fanin",  "entrypoint": "job.sh", "partition_patterns": ["fanin/.*"],  "max_concurrency": 2, "retries": 0, "environment": { "DATA": "{{data}}" } },
                 { "label": "flaky",  "entrypoint": "job.sh", "partition_patterns": ["flaky/.*"],  "max_concurrency": 2, "retries": 2, "environment": { "DATA": "{{data}}" } },
                 { "label": "broken", "entrypoint": "job.sh", "partition_patterns": ["broken/.*"], "max_concurrency": 2, "retries": 1, "environment": { "DATA": "{{data}}" } },
+                { "label": "needsbroken", "entrypoint": "job.sh", "partition_patterns": ["nb/.*"], "max_concurrency": 2, "retries": 0, "environment": { "DATA": "{{data}}" } },
                 { "label": "slow",   "entrypoint": "job.sh", "partition_patterns": ["slow/.*"],   "max_concurrency": 1, "retries": 0, "timeout_seconds": 2, "environment": { "DATA": "{{data}}", "SLOW_SECONDS": "1" } },
                 { "label": "longrun", "entrypoint": "job.sh", "partition_patterns": ["longrun/.*"], "max_concurrency": 1, "retries": 0, "timeout_seconds": 60, "environment": { "DATA": "{{data}}", "SLOW_SECONDS": "4" } },
                 { "label": "sleepy", "entrypoint": "job.sh", "partition_patterns": ["sleepy/.*"], "max_concurrency": 1, "retries": 0, "timeout_seconds": 1, "environment": { "DATA": "{{data}}", "SLOW_SECONDS": "30" }, "args": [] }

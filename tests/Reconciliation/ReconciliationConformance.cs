@@ -139,6 +139,16 @@ public abstract class ReconciliationConformance : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_partition_waiting_on_an_upstream_that_fails_for_good_fails_too()
+    {
+        var want = await WantAsync("nb/y");
+        var failed = await UntilStatusAsync(want, "failed");
+        Assert.Contains("upstream partition broken/y failed", failed.GetProperty("reason").GetString());
+        Assert.Equal("failed", (await GetAsync("/api/v1/partitions/nb%2Fy")).GetProperty("status").GetString());
+        Assert.Equal(1, JobTestGraph.Runs(Folder, "nb/y"));
+    }
+
+    [Fact]
     public async Task A_run_past_its_timeout_is_killed_and_fails()
     {
         var want = await WantAsync("sleepy/x");
