@@ -19,7 +19,7 @@ public static class EventJson
         var type = EventTypeNames.Of(e);
         writer.WriteStartObject();
         writer.WriteNumber("index", e.Index);
-        writer.WriteString("timestamp", DateTimeOffset.FromUnixTimeMilliseconds((long)e.Timestamp).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'"));
+        writer.WriteString("timestamp", ApiJson.Instant((long)e.Timestamp));
         writer.WriteString("type", type);
         writer.WritePropertyName(type);
         var body = (IMessage)DataBuildEvent.Descriptor.FindFieldByName(type).Accessor.GetValue(e);

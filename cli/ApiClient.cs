@@ -43,7 +43,7 @@ public sealed class ApiClient(string server) : IDisposable
             if (response.IsSuccessStatusCode) return json;
             var title = json.ValueKind == JsonValueKind.Object && json.TryGetProperty("title", out var t) ? t.GetString() : response.ReasonPhrase;
             var detail = json.ValueKind == JsonValueKind.Object && json.TryGetProperty("detail", out var d) ? d.GetString() : null;
-            throw new CliException(response.StatusCode == HttpStatusCode.NotFound && detail is null ? ExitCodes.Error : ExitCodes.Error,
+            throw new CliException(ExitCodes.Error,
                 $"{title}{(detail is null ? "" : $": {detail}")} (HTTP {(int)response.StatusCode})");
         }
     }

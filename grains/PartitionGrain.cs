@@ -23,8 +23,20 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
     public const string TypeName = "partition";
 
     private long Now => Clock.GetUtcNow().ToUnixTimeMilliseconds();
-    private PartitionOwner? Owner => owners.Resolve(GrainKey).Owner;
-    private JobConfig? Job => Owner is { Kind: OwnerKind.Job } o ? owners.Graph.Jobs.First(j => j.Label == o.Name) : null;
+    private JobConfig? _job;
+    private bool _jobResolved;
+
+    /// <summary>The job that builds this partition, if any. The key and the graph never change, so this is resolved once.</summary>
+    private JobConfig? Job
+    {
+        get
+        {
+            if (_jobResolved) return _job;
+            _job = owners.Resolve(GrainKey).Owner is { Kind: OwnerKind.Job } o ? owners.Graph.Jobs.First(j => j.Label == o.Name) : null;
+            _jobResolved = true;
+            return _job;
+        }
+    }
 
     public async Task<PartitionView> MarkAvailable(string sourceType, string sourceName)
     {
@@ -170,7 +182,6 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
         // The wants this partition serves are the parents of the missing partitions' wants.
         var parentId = State.Waiters.OrderBy(w => w.Value.SlaDeadline ?? long.MaxValue).ThenBy(w => w.Key, StringComparer.Ordinal).Select(w => w.Key).FirstOrDefault();
         var parent = parentId is null ? null : State.Waiters[parentId];
-        var now = Clock.GetUtcNow();
         foreach (var missing in run.MissingDeps)
         {
             if (parent is not null && owners.Resolve(missing).Owner is not null)
@@ -179,7 +190,7 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
                 await GrainFactory.GetGrain<IWantGrain>(childId).Create(new CreateWant(childId, [missing], parent.DataTimestamp, parent.TtlSeconds,
                     parent.SlaSeconds, "job", run.JobLabel, $"missing dependency of {GrainKey} (job run {run.JobRunId})", parentId, parent.RootWantId));
             }
-            await RegisterOrUpdateReminderFor(new GrainId(TypeName, missing), Dependent + GrainKey, now, TimeSpan.Zero);
+            await TellPartition(missing, Dependent);
         }
     }
 
@@ -203,9 +214,7 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
     {
         await ChangeStatusAsync(PartitionStatusNames.Failed, reason, runId);
         foreach (var want in State.Waiters.Keys) await Tell(want, PartitionFailed);
-        var now = Clock.GetUtcNow();
-        foreach (var downstream in State.Dependents)
-            await RegisterOrUpdateReminderFor(new GrainId(TypeName, downstream), UpstreamFailed + GrainKey, now, TimeSpan.Zero);
+        foreach (var downstream in State.Dependents) await TellPartition(downstream, UpstreamFailed);
         State.Waiters.Clear();
         State.Dependents.Clear();
     }
@@ -229,7 +238,7 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
     private async Task DependentAsync(string downstream)
     {
         if (State.Status == PartitionStatusNames.Available)
-            await RegisterOrUpdateReminderFor(new GrainId(TypeName, downstream), UpstreamAvailable + GrainKey, Clock.GetUtcNow(), TimeSpan.Zero);
+            await TellPartition(downstream, UpstreamAvailable);
         else if (!State.Dependents.Add(downstream)) return;
         await SaveAsync();
     }
@@ -253,9 +262,7 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
         State.Missing.Clear();
         await ChangeStatusAsync(PartitionStatusNames.Available, reason, runId);
         foreach (var want in State.Waiters.Keys) await Tell(want, PartitionAvailable);
-        var now = Clock.GetUtcNow();
-        foreach (var downstream in State.Dependents)
-            await RegisterOrUpdateReminderFor(new GrainId(TypeName, downstream), UpstreamAvailable + GrainKey, now, TimeSpan.Zero);
+        foreach (var downstream in State.Dependents) await TellPartition(downstream, UpstreamAvailable);
         State.Waiters.Clear();
         State.Dependents.Clear();
         await SaveAsync();
@@ -277,6 +284,9 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
         State.UpdatedAt = Now;
         return Task.CompletedTask;
     }
+
+    private Task TellPartition(string partition, string message) =>
+        RegisterOrUpdateReminderFor(new GrainId(TypeName, partition), message + GrainKey, Clock.GetUtcNow(), TimeSpan.Zero);
 
     private Task Tell(string wantId, string message) =>
         RegisterOrUpdateReminderFor(IdOf<IWantGrain>(wantId), message + GrainKey, Clock.GetUtcNow(), TimeSpan.Zero);

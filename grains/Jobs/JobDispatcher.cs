@@ -2,6 +2,7 @@ using DataBuild.GrainInterfaces;
 using System.Collections.Concurrent;
 using DataBuild.GrainInterfaces.Graph;
 using DataBuild.Protos;
+using DataBuild.Runtime.EventLog;
 using DataBuild.Runtime.Hosting;
 using DataBuild.Runtime.Storage;
 using Microsoft.Extensions.Logging;
@@ -27,7 +28,7 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
     TimeProvider clock, ILogger<JobDispatcher> log)
 {
     private readonly ConcurrentDictionary<string, Task> _running = new();
-    private TaskCompletionSource _slotFreed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly ChangeSignal _slotFreed = new();
 
     public int Running => _running.Count;
 
@@ -36,7 +37,7 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
         while (!stopping.IsCancellationRequested)
         {
             var queued = store.JobsQueued.Next;
-            var freed = Volatile.Read(ref _slotFreed).Task;
+            var freed = _slotFreed.Next;
             try
             {
                 foreach (var job in graph.Jobs)
@@ -68,7 +69,7 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
         task.ContinueWith(done =>
         {
             _running.TryRemove(new KeyValuePair<string, Task>(run.JobRunId, done)); // only this attempt's entry
-            Interlocked.Exchange(ref _slotFreed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+            _slotFreed.Pulse();
         }, TaskScheduler.Default);
     }
 

@@ -123,11 +123,7 @@ public static class JobProcess
         {
             foreach (var c in chunk)
             {
-                if (c == '\n')
-                {
-                    if (_line.Length >= ErrorPrefix.Length && _line.ToString(0, ErrorPrefix.Length) == ErrorPrefix) ProtocolLines += _line + "\n";
-                    _line.Clear();
-                }
+                if (c == '\n') EndLine();
                 else if (_line.Length < 1 << 20) _line.Append(c);
             }
             var room = MaxCapturedChars - _text.Length;
@@ -136,7 +132,9 @@ public static class JobProcess
         }
 
         /// <summary>The last line, if the stream did not end with a newline.</summary>
-        public void Finish()
+        public void Finish() => EndLine();
+
+        private void EndLine()
         {
             if (_line.Length >= ErrorPrefix.Length && _line.ToString(0, ErrorPrefix.Length) == ErrorPrefix) ProtocolLines += _line + "\n";
             _line.Clear();

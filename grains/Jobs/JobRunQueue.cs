@@ -1,6 +1,4 @@
 using System.Data.Common;
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json;
 using DataBuild.GrainInterfaces;
 using DataBuild.GrainInterfaces.Graph;
@@ -96,7 +94,7 @@ public sealed class JobRunQueue(IDataStore store)
         if (postgres)
         {
             // Serialise claims per job so the running count below cannot be raced past max_concurrency.
-            await using var gate = tx.Command("SELECT pg_advisory_xact_lock($1)", LockKey(job.Label));
+            await using var gate = tx.Command("SELECT pg_advisory_xact_lock($1)", AdvisoryLockKey.For($"job:{job.Label}"));
             await gate.ExecuteNonQueryAsync(ct);
         }
         long running;
@@ -174,6 +172,4 @@ public sealed class JobRunQueue(IDataStore store)
             Convert.ToInt32(r.GetValue(4)), L(5), r.GetInt64(6), r.GetInt64(7), L(8), L(9), r.GetInt64(10), S(11),
             r.IsDBNull(12) ? null : Convert.ToInt32(r.GetValue(12)), S(13), S(14) is { } m ? JsonSerializer.Deserialize<List<string>>(m)! : []);
     }
-
-    private static long LockKey(string label) => BitConverter.ToInt64(SHA256.HashData(Encoding.UTF8.GetBytes($"job:{label}")));
 }

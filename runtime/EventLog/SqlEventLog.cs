@@ -127,12 +127,4 @@ public abstract class SqlEventLog(TimeProvider clock) : IEventLog
         }
         return (sql.ToString(), parameters);
     }
-
-    protected static void AddParameter(DbCommand command, string name, object value)
-    {
-        var p = command.CreateParameter();
-        p.ParameterName = name;
-        p.Value = value;
-        command.Parameters.Add(p);
-    }
 }

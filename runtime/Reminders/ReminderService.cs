@@ -1,3 +1,4 @@
+using DataBuild.Runtime.EventLog;
 using System.Collections.Concurrent;
 using DataBuild.Runtime.Hosting;
 using DataBuild.Runtime.Storage;
@@ -15,7 +16,7 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
     private const int ClaimBatch = 100;
     private readonly SemaphoreSlim _slots = new(options.MaxConcurrentReminderDeliveries, options.MaxConcurrentReminderDeliveries);
     private readonly ConcurrentDictionary<Task, bool> _deliveries = new();
-    private TaskCompletionSource _slotFreed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly ChangeSignal _slotFreed = new();
 
     private TimeProvider Clock => runtime.Clock;
     private ReminderTable Table => runtime.Store.Reminders;
@@ -27,7 +28,7 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
             try
             {
                 var changed = runtime.Store.RemindersChanged.Next;
-                var slotFreed = Volatile.Read(ref _slotFreed).Task;
+                var slotFreed = _slotFreed.Next;
                 var free = _slots.CurrentCount;
                 if (free > 0)
                 {
@@ -72,7 +73,7 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
         {
             _deliveries.TryRemove(t, out _);
             _slots.Release();
-            Interlocked.Exchange(ref _slotFreed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+            _slotFreed.Pulse();
         }, TaskScheduler.Default);
     }
 

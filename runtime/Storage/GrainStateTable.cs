@@ -52,7 +52,7 @@ public sealed class GrainStateTable(IDataStore store)
     {
         await using var batch = new NpgsqlBatch((NpgsqlConnection)transaction.Connection, (NpgsqlTransaction)transaction.Transaction);
         var lockCommand = new NpgsqlBatchCommand("SELECT pg_advisory_xact_lock($1)");
-        lockCommand.Parameters.Add(new NpgsqlParameter { Value = LockKey(id) });
+        lockCommand.Parameters.Add(new NpgsqlParameter { Value = AdvisoryLockKey.For($"grain:{id.Type}/{id.Key}") });
         var readCommand = new NpgsqlBatchCommand(select);
         readCommand.Parameters.Add(new NpgsqlParameter { Value = id.Type });
         readCommand.Parameters.Add(new NpgsqlParameter { Value = id.Key });
@@ -62,10 +62,6 @@ public sealed class GrainStateTable(IDataStore store)
         await reader.NextResultAsync(cancellationToken);
         return await reader.ReadAsync(cancellationToken) ? new StoredState(reader.GetInt64(0), (byte[])reader[1]) : null;
     }
-
-    /// <summary>A 64-bit advisory lock key for a grain. Two grains sharing one only take turns needlessly.</summary>
-    private static long LockKey(GrainId id) =>
-        BitConverter.ToInt64(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"grain:{id.Type}/{id.Key}")));
 
     /// <summary>Writes on <paramref name="expectedVersion"/> (0: the grain has no row yet). Returns the new version.</summary>
     public async Task<long> WriteAsync(StoreTransaction transaction, GrainId id, long expectedVersion, byte[] payload, long nowMs, CancellationToken cancellationToken = default)
