@@ -4,17 +4,23 @@ using DataBuild.Testing;
 
 // dotnet run -c Release --project bench -- [--quick]
 var quick = args.Contains("--quick");
-var duration = TimeSpan.FromSeconds(quick ? 1 : 10);
+// --seconds N lengthens each throughput measurement (for profiling a run from outside).
+var secondsAt = Array.IndexOf(args, "--seconds");
+var duration = TimeSpan.FromSeconds(secondsAt >= 0 && secondsAt + 1 < args.Length ? int.Parse(args[secondsAt + 1], System.Globalization.CultureInfo.InvariantCulture) : quick ? 1 : 10);
 var clients = quick ? 4 : 16;
+// --only NAME[,NAME] runs some groups: grains, ingest, reconciliation (for profiling one path).
+var onlyAt = Array.IndexOf(args, "--only");
+var only = onlyAt >= 0 && onlyAt + 1 < args.Length ? args[onlyAt + 1].Split(',') : null;
+bool Runs(string group) => only is null || only.Contains(group);
 
 Console.WriteLine($"DataBuild benchmarks ({(quick ? "quick" : "full")}): {Environment.ProcessorCount} cores, {clients} clients, {duration.TotalSeconds:0} s per measurement");
 var server = await PostgresServer.StartAsync(durable: true);
 var results = new List<BenchResult>();
 try
 {
-    results.AddRange(await GrainHostBenchmarks.RunAsync(server, clients, duration));
-    results.AddRange(await IngestBenchmarks.RunAsync(server, clients: quick ? 8 : 64, duration, slaWants: quick ? 50 : 1000));
-    results.AddRange(await ReconciliationBenchmarks.RunAsync(server, samples: quick ? 20 : 1000, hops: quick ? 20 : 1000));
+    if (Runs("grains")) results.AddRange(await GrainHostBenchmarks.RunAsync(server, clients, duration));
+    if (Runs("ingest")) results.AddRange(await IngestBenchmarks.RunAsync(server, clients: quick ? 8 : 64, duration, slaWants: quick ? 50 : 1000));
+    if (Runs("reconciliation")) results.AddRange(await ReconciliationBenchmarks.RunAsync(server, samples: quick ? 20 : 1000, hops: quick ? 20 : 1000));
 }
 finally
 {

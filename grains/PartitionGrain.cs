@@ -114,7 +114,7 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
                 if (left == JobRunStatus.Cancelled)
                     events.Add(new DataBuildEvent { JobRunCancelled = new JobRunCancelledEventV1
                         { JobRunId = runId, JobLabel = label, Reason = "no remaining want needs it", Partitions = { new PartitionRef { Str = partition } } } });
-                await store.Events.AppendAsync(tx, events, ct);
+                store.Events.AppendDeferred(tx, events);
             });
         }
         await SaveAsync();
@@ -141,13 +141,13 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
         {
             var runId = await queue.EnqueueAsync(tx, job, partition, sla, dataTimestamp, now, ct);
             state.JobRunId = runId;
-            await store.Events.AppendAsync(tx,
+            store.Events.AppendDeferred(tx,
             [
                 new DataBuildEvent { JobRunQueued = new JobRunQueuedEventV1
                     { JobRunId = runId, JobLabel = job.Label, Attempt = attempt, Partitions = { new PartitionRef { Str = partition } }, WantIds = { wantIds } } },
                 new DataBuildEvent { PartitionStatusChanged = new PartitionStatusChangedEventV1
                     { Partition = new PartitionRef { Str = partition }, PreviousStatus = previous, Status = PartitionStatus.Building, JobRunId = runId, Reason = why, WantIds = { wantIds } } },
-            ], ct);
+            ]);
         });
         foreach (var want in State.Waiters.Keys) await Tell(want, PartitionBuilding);
         AfterCommit(store.PublishJobsQueued);
@@ -311,7 +311,7 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
     private async Task SaveAsync()
     {
         var state = State;
-        EnlistWrite((tx, ct) => ReadModels.UpsertPartitionAsync(tx, state, ct));
+        EnlistWrite(tx => ReadModels.UpsertPartition(tx, state));
         await WriteStateAsync();
     }
 

@@ -5,9 +5,8 @@ namespace DataBuild.Grains;
 /// <summary>The rows the API reads, written inside the owning grain's turn.</summary>
 internal static class ReadModels
 {
-    public static async Task UpsertWantAsync(StoreTransaction tx, WantState s, CancellationToken cancellationToken)
-    {
-        await using var command = tx.Command("""
+    public static void UpsertWant(StoreTransaction tx, WantState s) =>
+        tx.Defer("""
             INSERT INTO wants (want_id, status, partitions, data_timestamp, ttl_seconds, sla_seconds, ttl_deadline, sla_deadline,
                                source_type, source_name, comment, parent_want_id, root_want_id, sla_violated, sla_violated_at,
                                created_at, satisfied_at, finished_at, reason)
@@ -18,36 +17,25 @@ internal static class ReadModels
             """, s.WantId, s.Status, System.Text.Json.JsonSerializer.Serialize(s.Partitions), s.DataTimestamp, s.TtlSeconds, s.SlaSeconds,
             s.TtlDeadline, s.SlaDeadline, s.SourceType, s.SourceName, s.Comment, s.ParentWantId, s.RootWantId, s.SlaViolated,
             s.SlaViolatedAt, s.CreatedAt, s.SatisfiedAt, s.FinishedAt, s.Reason);
-        await command.ExecuteNonQueryAsync(cancellationToken);
-    }
 
-    public static async Task InsertWantPartitionsAsync(StoreTransaction tx, WantState s, CancellationToken cancellationToken)
+    public static void InsertWantPartitions(StoreTransaction tx, WantState s)
     {
         foreach (var partition in s.Partitions)
-        {
-            await using var command = tx.Command(
-                "INSERT INTO want_partitions (partition_ref, want_id) VALUES ($1, $2) ON CONFLICT DO NOTHING", partition, s.WantId);
-            await command.ExecuteNonQueryAsync(cancellationToken);
-        }
+            tx.Defer("INSERT INTO want_partitions (partition_ref, want_id) VALUES ($1, $2) ON CONFLICT DO NOTHING", partition, s.WantId);
     }
 
-    public static async Task ClaimIdempotencyKeyAsync(StoreTransaction tx, string key, string wantId, string requestHash, long now, CancellationToken cancellationToken)
-    {
-        await using var command = tx.Command(
+    /// <summary>Fails the turn's commit with <see cref="GrainInterfaces.IdempotencyKeyTakenException"/> if another want holds the key.</summary>
+    public static void ClaimIdempotencyKey(StoreTransaction tx, string key, string wantId, string requestHash, long now) =>
+        tx.DeferExpecting(1, () => new GrainInterfaces.IdempotencyKeyTakenException(key),
             "INSERT INTO idempotency_keys (key, want_id, request_hash, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING",
             key, wantId, requestHash, now);
-        if (await command.ExecuteNonQueryAsync(cancellationToken) == 0) throw new GrainInterfaces.IdempotencyKeyTakenException(key);
-    }
 
-    public static async Task UpsertPartitionAsync(StoreTransaction tx, PartitionState s, CancellationToken cancellationToken)
-    {
-        await using var command = tx.Command("""
+    public static void UpsertPartition(StoreTransaction tx, PartitionState s) =>
+        tx.Defer("""
             INSERT INTO partitions (partition_ref, status, updated_at, available_at, job_run_id, reason, waiting_wants)
             VALUES ($1, $2, $3, $4, $5, $6, $7)
             ON CONFLICT (partition_ref) DO UPDATE SET
                 status = excluded.status, updated_at = excluded.updated_at, available_at = excluded.available_at,
                 job_run_id = excluded.job_run_id, reason = excluded.reason, waiting_wants = excluded.waiting_wants
             """, s.Ref, s.Status, s.UpdatedAt, s.AvailableAt, s.JobRunId, s.Reason, s.Waiters.Count);
-        await command.ExecuteNonQueryAsync(cancellationToken);
-    }
 }

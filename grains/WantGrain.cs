@@ -54,8 +54,8 @@ public sealed class WantGrain(IDataStore store) : Grain<WantState>, IWantGrain, 
 
         var state = State;
         if (command.IdempotencyKey is { } key)
-            EnlistWrite((tx, ct) => ReadModels.ClaimIdempotencyKeyAsync(tx, key, state.WantId!, command.RequestHash ?? "", now, ct));
-        EnlistWrite((tx, ct) => ReadModels.InsertWantPartitionsAsync(tx, state, ct));
+            EnlistWrite(tx => ReadModels.ClaimIdempotencyKey(tx, key, state.WantId!, command.RequestHash ?? "", now));
+        EnlistWrite(tx => ReadModels.InsertWantPartitions(tx, state));
         await SaveAsync();
         return View();
     }
@@ -173,7 +173,7 @@ public sealed class WantGrain(IDataStore store) : Grain<WantState>, IWantGrain, 
     private async Task SaveAsync()
     {
         var state = State;
-        EnlistWrite((tx, ct) => ReadModels.UpsertWantAsync(tx, state, ct));
+        EnlistWrite(tx => ReadModels.UpsertWant(tx, state));
         await WriteStateAsync();
     }
 

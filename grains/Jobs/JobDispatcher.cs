@@ -151,9 +151,9 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
                 { JobRunId = run.JobRunId, JobLabel = job.Label, Partitions = { refs }, Reason = outcome.Reason ?? "", DurationMs = duration, WillRetry = false } },
         };
         if (outcome.ExitCode is { } code && e.JobRunFailed is { } failed) failed.ExitCode = code;
-        await store.Events.AppendAsync(tx, [e], ct);
+        store.Events.AppendDeferred(tx, [e]);
         foreach (var partition in run.Partitions)
-            await store.Reminders.UpsertAsync(tx, new GrainId(PartitionGrain.TypeName, partition), GrainMessages.RunDone + run.JobRunId, now, 0, ct);
+            ReminderTable.Upsert(tx, new GrainId(PartitionGrain.TypeName, partition), GrainMessages.RunDone + run.JobRunId, now, 0);
         tx.OnCommitted(store.PublishRemindersChanged);
         await tx.CommitAsync(ct);
         log.LogInformation("Job run {Run} ({Job}) {Status}{Reason}", run.JobRunId, job.Label, outcome.Status, outcome.Reason is null ? "" : $": {outcome.Reason}");

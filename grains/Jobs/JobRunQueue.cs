@@ -26,6 +26,7 @@ public sealed class JobRunQueue(IDataStore store)
     /// <summary>Adds a partition to a queued run of its job with room, or queues a new run. Returns the run id.</summary>
     public async Task<string> EnqueueAsync(StoreTransaction tx, JobConfig job, string partitionRef, long? slaDeadline, long dataTimestamp, long now, CancellationToken ct)
     {
+        await tx.FlushAsync(ct); // the turn's fence and earlier writes go first
         var lockClause = tx.IsPostgres() ? " FOR UPDATE SKIP LOCKED" : "";
         string? runId = null;
         List<string>? partitions = null;
@@ -63,6 +64,7 @@ public sealed class JobRunQueue(IDataStore store)
     /// </summary>
     public async Task<string?> WithdrawAsync(StoreTransaction tx, string runId, string partitionRef, string reason, long now, CancellationToken ct)
     {
+        await tx.FlushAsync(ct); // the turn's fence and earlier writes go first
         var lockClause = tx.IsPostgres() ? " FOR UPDATE" : "";
         List<string> partitions;
         await using (var find = tx.Command($"SELECT partitions FROM job_runs WHERE job_run_id = $1 AND status = 'queued'{lockClause}", runId))
@@ -148,6 +150,7 @@ public sealed class JobRunQueue(IDataStore store)
     public async Task<bool> CompleteAsync(StoreTransaction tx, JobRunRow run, string status, long now, int? pid, int? exitCode, string? reason,
         IReadOnlyList<string> missingDeps, string stdout, string stderr, CancellationToken ct)
     {
+        await tx.FlushAsync(ct);
         await using var command = tx.Command("""
             UPDATE job_runs SET status = $3, finished_at = $4, pid = $5, exit_code = $6, reason = $7, missing_deps = $8, stdout = $9, stderr = $10,
                    lease_owner = NULL, lease_until = NULL, version = version + 1

@@ -15,6 +15,9 @@ public interface IEventLog
     /// </summary>
     Task<IReadOnlyList<long>> AppendAsync(StoreTransaction transaction, IReadOnlyList<DataBuildEvent> events, CancellationToken cancellationToken = default);
 
+    /// <summary>As <see cref="AppendAsync"/>, but deferred: sent with the transaction's other deferred writes (no round trip of its own).</summary>
+    void AppendDeferred(StoreTransaction transaction, IReadOnlyList<DataBuildEvent> events);
+
     /// <summary>
     /// Events with index &gt; <c>filter.since_idx</c> that match the filter, oldest first, at most <c>limit</c>.
     /// <c>next_idx</c> continues after this page; an event committed later always gets a greater index.

@@ -16,6 +16,13 @@ public abstract class SqlEventLog(TimeProvider clock) : IEventLog
 
     public abstract Task<IReadOnlyList<long>> AppendAsync(StoreTransaction transaction, IReadOnlyList<DataBuildEvent> events, CancellationToken cancellationToken = default);
 
+    public virtual void AppendDeferred(StoreTransaction transaction, IReadOnlyList<DataBuildEvent> events)
+    {
+        if (events.Count == 0) return;
+        var copy = events.ToList();
+        transaction.Defer((tx, ct) => AppendAsync(tx, copy, ct));
+    }
+
     /// <summary>
     /// Runs one page query. <paramref name="conditions"/> refers to the event row as <c>e</c> and to parameters
     /// $3 onwards. Returns the rows (ordered by index) and the watermark: every event below it that will

@@ -20,6 +20,16 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
     public volatile bool IsDefunct;
     public long LastUsedTimestamp;
 
+    /// <summary>
+    /// Set on an activation that replaced one whose state moved underneath it: its turns take the grain's lock
+    /// and re-read the state before running. Otherwise turns are optimistic: they run on the activation's
+    /// state and the commit's fence (lock + version check, in the same round trip) rejects a stale one.
+    /// </summary>
+    public bool LockEachTurn { get; set; }
+
+    /// <summary>PostgreSQL, where several silos may hold activations of one grain: turns are fenced or locked.</summary>
+    private bool Shared => Persistent is not null && Runtime.LockStatePerTurn;
+
     private IPersistentGrain? Persistent => Instance as IPersistentGrain;
 
     /// <summary>Loads the state, then runs <c>OnActivateAsync</c> as the activation's first turn.</summary>
@@ -51,7 +61,7 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
             CallChain.Current = callerChain.Add(Id);
             try
             {
-                if (Persistent is not null && Runtime.LockStatePerTurn)
+                if (Shared && LockEachTurn)
                 {
                     // Take the row lock first: activations of this grain on other silos wait, and we see their writes.
                     turn.Transaction = await Runtime.Store.BeginAsync(cancellationToken);
@@ -91,7 +101,10 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
             return;
         }
         var store = Runtime.Store;
-        var tx = turn.Transaction ??= await store.BeginAsync(cancellationToken);
+        // Everything below is deferred: an optimistic turn on PostgreSQL is one round trip unless an enlisted
+        // write needs an answer from the database first.
+        var tx = turn.Transaction ??= await store.BeginTurnAsync(cancellationToken);
+        if (Shared && !LockEachTurn) GrainStateTable.Fence(tx, Id, _version);
         // Enlisted writes go first, so that what they learn inside the transaction (an id the database chose)
         // can still be recorded in the state written below.
         foreach (var write in turn.Writes) await write(tx, cancellationToken);
@@ -101,22 +114,22 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
         {
             case StateWrite.Write:
                 payload = JsonSerializer.SerializeToUtf8Bytes(Persistent!.State, Persistent.StateType, GrainRuntime.StateJson);
-                version = await store.GrainStates.WriteAsync(tx, Id, _version, payload, Runtime.Clock.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
+                version = GrainStateTable.Write(tx, Id, _version, payload, Runtime.Clock.GetUtcNow().ToUnixTimeMilliseconds());
                 break;
             case StateWrite.Clear:
-                await store.GrainStates.ClearAsync(tx, Id, _version, cancellationToken);
+                GrainStateTable.Clear(tx, Id, _version);
                 version = 0;
                 payload = null;
                 break;
         }
-        if (turn.Delivery is { } delivery && !await store.Reminders.CompleteAsync(tx, delivery.Claim, delivery.NextDueAt, cancellationToken))
-            throw new StaleReminderClaimException(delivery.Claim);
+        if (turn.Delivery is { } delivery)
+            ReminderTable.Complete(tx, delivery.Claim, delivery.NextDueAt, () => new StaleReminderClaimException(delivery.Claim));
         foreach (var change in turn.ReminderChanges)
         {
-            if (change.DueAt is { } dueAt) await store.Reminders.UpsertAsync(tx, change.Grain, change.Name, dueAt, change.PeriodMs, cancellationToken);
-            else await store.Reminders.DeleteAsync(tx, change.Grain, change.Name, cancellationToken);
+            if (change.DueAt is { } dueAt) ReminderTable.Upsert(tx, change.Grain, change.Name, dueAt, change.PeriodMs);
+            else ReminderTable.Delete(tx, change.Grain, change.Name);
         }
-        if (turn.Events.Count > 0) await store.Events.AppendAsync(tx, turn.Events, cancellationToken);
+        store.Events.AppendDeferred(tx, turn.Events);
         if (turn.ReminderChanges.Count > 0) tx.OnCommitted(store.PublishRemindersChanged);
         else if (turn.Delivery?.NextDueAt is not null) tx.OnCommitted(store.RemindersChanged.Pulse);
         foreach (var action in turn.AfterCommit) tx.OnCommitted(action);

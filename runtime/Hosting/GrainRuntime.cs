@@ -57,6 +57,8 @@ internal sealed class GrainRuntime : IGrainFactory
         for (var attempt = 0; ; attempt++)
         {
             var activation = await Catalog.GetOrActivateAsync(id, Killed);
+            // After a conflict, the retry locks: two silos' activations then take turns instead of failing again.
+            if (attempt > 0) activation.LockEachTurn = true;
             try
             {
                 return await activation.RunTurnAsync(() => call(activation.Instance), delivery, Killed);

@@ -52,7 +52,7 @@ public sealed class GrainStateTable(IDataStore store)
     {
         await using var batch = new NpgsqlBatch((NpgsqlConnection)transaction.Connection, (NpgsqlTransaction)transaction.Transaction);
         var lockCommand = new NpgsqlBatchCommand("SELECT pg_advisory_xact_lock($1)");
-        lockCommand.Parameters.Add(new NpgsqlParameter { Value = AdvisoryLockKey.For($"grain:{id.Type}/{id.Key}") });
+        lockCommand.Parameters.Add(new NpgsqlParameter { Value = TurnLockKey(id) });
         var readCommand = new NpgsqlBatchCommand(select);
         readCommand.Parameters.Add(new NpgsqlParameter { Value = id.Type });
         readCommand.Parameters.Add(new NpgsqlParameter { Value = id.Key });
@@ -63,30 +63,42 @@ public sealed class GrainStateTable(IDataStore store)
         return await reader.ReadAsync(cancellationToken) ? new StoredState(reader.GetInt64(0), (byte[])reader[1]) : null;
     }
 
-    /// <summary>Writes on <paramref name="expectedVersion"/> (0: the grain has no row yet). Returns the new version.</summary>
-    public async Task<long> WriteAsync(StoreTransaction transaction, GrainId id, long expectedVersion, byte[] payload, long nowMs, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Writes on <paramref name="expectedVersion"/> (0: the grain has no row yet), deferred to the transaction's
+    /// commit; the commit fails with <see cref="InconsistentStateException"/> if the version moved. Returns the new version.
+    /// </summary>
+    public static long Write(StoreTransaction transaction, GrainId id, long expectedVersion, byte[] payload, long nowMs)
     {
-        await using var command = expectedVersion == 0
-            ? transaction.Command("""
+        Func<Exception> stale = () => new InconsistentStateException(id, expectedVersion);
+        if (expectedVersion == 0)
+            transaction.DeferExpecting(1, stale, """
                 INSERT INTO grain_state (grain_type, grain_key, version, payload, updated_at) VALUES ($1, $2, 1, $3, $4)
                 ON CONFLICT (grain_type, grain_key) DO NOTHING
-                """, id.Type, id.Key, payload, nowMs)
-            : transaction.Command("""
+                """, id.Type, id.Key, payload, nowMs);
+        else
+            transaction.DeferExpecting(1, stale, """
                 UPDATE grain_state SET version = version + 1, payload = $3, updated_at = $4
                  WHERE grain_type = $1 AND grain_key = $2 AND version = $5
                 """, id.Type, id.Key, payload, nowMs, expectedVersion);
-        if (await command.ExecuteNonQueryAsync(cancellationToken) != 1)
-            throw new InconsistentStateException(id, expectedVersion);
         return expectedVersion + 1;
     }
 
-    /// <summary>Deletes the state on <paramref name="expectedVersion"/>; the grain starts afresh at version 0.</summary>
-    public async Task ClearAsync(StoreTransaction transaction, GrainId id, long expectedVersion, CancellationToken cancellationToken = default)
+    /// <summary>Deletes the state on <paramref name="expectedVersion"/> (deferred, checked like <see cref="Write"/>); the grain starts afresh at version 0.</summary>
+    public static void Clear(StoreTransaction transaction, GrainId id, long expectedVersion)
     {
         if (expectedVersion == 0) return;
-        await using var command = transaction.Command(
+        transaction.DeferExpecting(1, () => new InconsistentStateException(id, expectedVersion),
             "DELETE FROM grain_state WHERE grain_type = $1 AND grain_key = $2 AND version = $3", id.Type, id.Key, expectedVersion);
-        if (await command.ExecuteNonQueryAsync(cancellationToken) != 1)
-            throw new InconsistentStateException(id, expectedVersion);
     }
+
+    /// <summary>
+    /// PostgreSQL, first in an optimistic turn's batch: takes the grain's turn lock and checks that the stored
+    /// version is still <paramref name="expectedVersion"/>, so that everything else the turn writes rests on
+    /// the state it read. Fails the commit with <see cref="InconsistentStateException"/> otherwise.
+    /// </summary>
+    public static void Fence(StoreTransaction transaction, GrainId id, long expectedVersion) =>
+        transaction.DeferCheck(() => new InconsistentStateException(id, expectedVersion),
+            "SELECT databuild_grain_fence($1, $2, $3, $4, $5)", TurnLockKey(id), id.Type, id.Key, expectedVersion);
+
+    private static long TurnLockKey(GrainId id) => AdvisoryLockKey.For($"grain:{id.Type}/{id.Key}");
 }

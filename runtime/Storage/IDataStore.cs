@@ -17,6 +17,13 @@ public interface IDataStore : IAsyncDisposable
     /// <summary>Starts a read-write transaction. Dispose without commit rolls it back.</summary>
     Task<StoreTransaction> BeginAsync(CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Starts a transaction for a batch of deferred writes. On PostgreSQL nothing is sent until the commit,
+    /// and if no statement needs an answer first, the writes and the commit are one round trip (an implicit
+    /// transaction); a statement that needs an answer starts an explicit transaction. SQLite: as <see cref="BeginAsync"/>.
+    /// </summary>
+    Task<StoreTransaction> BeginTurnAsync(CancellationToken cancellationToken = default);
+
     /// <summary>True when the database answers a trivial query within the token's deadline.</summary>
     Task<bool> IsReachableAsync(CancellationToken cancellationToken = default);
 

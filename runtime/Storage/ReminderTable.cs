@@ -13,25 +13,19 @@ public sealed class ReminderTable(IDataStore store)
 {
     private const string Columns = "grain_type, grain_key, name, due_at, period_ms, first_due, attempt, version";
 
-    /// <summary>Registers or replaces a reminder inside the caller's transaction.</summary>
-    public async Task UpsertAsync(StoreTransaction transaction, GrainId grain, string name, long dueAt, long periodMs, CancellationToken cancellationToken = default)
-    {
-        await using var command = transaction.Command("""
+    /// <summary>Registers or replaces a reminder inside the caller's transaction (deferred to its commit).</summary>
+    public static void Upsert(StoreTransaction transaction, GrainId grain, string name, long dueAt, long periodMs) =>
+        transaction.Defer("""
             INSERT INTO reminders (grain_type, grain_key, name, due_at, period_ms, first_due, attempt, lease_owner, lease_until, version)
             VALUES ($1, $2, $3, $4, $5, $4, 0, NULL, NULL, 1)
             ON CONFLICT (grain_type, grain_key, name) DO UPDATE
                SET due_at = excluded.due_at, period_ms = excluded.period_ms, first_due = excluded.first_due,
                    attempt = 0, lease_owner = NULL, lease_until = NULL, version = reminders.version + 1
             """, grain.Type, grain.Key, name, dueAt, periodMs);
-        await command.ExecuteNonQueryAsync(cancellationToken);
-    }
 
-    public async Task DeleteAsync(StoreTransaction transaction, GrainId grain, string name, CancellationToken cancellationToken = default)
-    {
-        await using var command = transaction.Command(
-            "DELETE FROM reminders WHERE grain_type = $1 AND grain_key = $2 AND name = $3", grain.Type, grain.Key, name);
-        await command.ExecuteNonQueryAsync(cancellationToken);
-    }
+    /// <summary>Removes a reminder inside the caller's transaction (deferred to its commit).</summary>
+    public static void Delete(StoreTransaction transaction, GrainId grain, string name) =>
+        transaction.Defer("DELETE FROM reminders WHERE grain_type = $1 AND grain_key = $2 AND name = $3", grain.Type, grain.Key, name);
 
     public async Task<ReminderRow?> ReadAsync(GrainId grain, string name, CancellationToken cancellationToken = default)
     {
@@ -86,20 +80,21 @@ public sealed class ReminderTable(IDataStore store)
     }
 
     /// <summary>
-    /// Inside the delivering turn's transaction: removes a fired one-shot reminder, or schedules a periodic
-    /// one's next tick. False when the claim is stale (another silo took the reminder over, or the grain
-    /// re-registered it): the caller must not commit the turn as a delivery of this claim.
+    /// Inside the delivering turn's transaction (deferred to its commit): removes a fired one-shot reminder, or
+    /// schedules a periodic one's next tick. If the claim is stale (another silo took the reminder over, or the
+    /// grain re-registered it) the commit fails with <paramref name="stale"/>'s exception: the turn must not
+    /// commit as a delivery of this claim.
     /// </summary>
-    public async Task<bool> CompleteAsync(StoreTransaction transaction, ReminderRow claimed, long? nextDueAt, CancellationToken cancellationToken = default)
+    public static void Complete(StoreTransaction transaction, ReminderRow claimed, long? nextDueAt, Func<Exception> stale)
     {
-        await using var command = nextDueAt is null
-            ? transaction.Command("DELETE FROM reminders WHERE grain_type = $1 AND grain_key = $2 AND name = $3 AND version = $4",
-                claimed.Grain.Type, claimed.Grain.Key, claimed.Name, claimed.Version)
-            : transaction.Command("""
+        if (nextDueAt is null)
+            transaction.DeferExpecting(1, stale, "DELETE FROM reminders WHERE grain_type = $1 AND grain_key = $2 AND name = $3 AND version = $4",
+                claimed.Grain.Type, claimed.Grain.Key, claimed.Name, claimed.Version);
+        else
+            transaction.DeferExpecting(1, stale, """
                 UPDATE reminders SET due_at = $5, attempt = 0, lease_owner = NULL, lease_until = NULL, version = version + 1
                  WHERE grain_type = $1 AND grain_key = $2 AND name = $3 AND version = $4
                 """, claimed.Grain.Type, claimed.Grain.Key, claimed.Name, claimed.Version, nextDueAt.Value);
-        return await command.ExecuteNonQueryAsync(cancellationToken) == 1;
     }
 
     /// <summary>After a failed delivery: release the claim and try again at <paramref name="retryAt"/>.</summary>

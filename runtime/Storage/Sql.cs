@@ -14,7 +14,16 @@ public static class Sql
         var command = connection.CreateCommand();
         command.Transaction = transaction;
         command.CommandText = sql;
-        var positional = connection is NpgsqlConnection;
+        return WithParameters(command, args);
+    }
+
+    /// <summary>A command to run now inside the transaction (which must hold no unsent deferred writes).</summary>
+    public static DbCommand Command(this StoreTransaction transaction, string sql, params object?[] args) =>
+        WithParameters(transaction.CreateCommand(sql), args);
+
+    private static DbCommand WithParameters(DbCommand command, object?[] args)
+    {
+        var positional = command is NpgsqlCommand;
         for (var i = 0; i < args.Length; i++)
         {
             var p = command.CreateParameter();
@@ -24,9 +33,6 @@ public static class Sql
         }
         return command;
     }
-
-    public static DbCommand Command(this StoreTransaction transaction, string sql, params object?[] args) =>
-        Command(transaction.Connection, transaction.Transaction, sql, args);
 
     public static bool IsPostgres(this StoreTransaction transaction) => transaction.Connection is NpgsqlConnection;
 }

@@ -1,4 +1,7 @@
+using System.Data;
 using System.Data.Common;
+using System.Globalization;
+using Npgsql;
 
 namespace DataBuild.Runtime.Storage;
 
@@ -7,23 +10,40 @@ namespace DataBuild.Runtime.Storage;
 /// grain turn's state, events, reminders and job runs commit together or not at all. Work that must only
 /// happen after the data is durable (waking followers, in-process delivery) is registered with
 /// <see cref="OnCommitted"/> and runs only if the commit succeeds.
+/// <para>
+/// Writes whose only answer is a row count are <em>deferred</em> (<see cref="Defer"/>): held until the next
+/// statement that needs an answer, or the commit, and then sent together. On PostgreSQL they go as one
+/// batch, checked on the server (a wrong row count raises and aborts the whole transaction). A transaction
+/// begun with <see cref="IDataStore.BeginTurnAsync"/> that never needs an answer is one round trip: the
+/// batch runs as an implicit transaction, and its success is the commit.
+/// </para>
 /// </summary>
 public sealed class StoreTransaction : IAsyncDisposable
 {
+    /// <summary>SQLSTATE raised by the check functions of migration 005 (see 005_deferred_checks.sql).</summary>
+    internal const string CheckFailedState = "DB001";
+
     private readonly Func<ValueTask>? _release;
+    private readonly List<DeferredWrite> _deferred = [];
+    private DbTransaction? _transaction;
     private List<Action>? _afterCommit;
     private bool _finished;
     private bool _disposed;
 
-    internal StoreTransaction(DbConnection connection, DbTransaction transaction, Func<ValueTask>? release = null)
+    internal StoreTransaction(DbConnection connection, DbTransaction? transaction, Func<ValueTask>? release = null)
     {
         Connection = connection;
-        Transaction = transaction;
+        _transaction = transaction;
         _release = release;
     }
 
     public DbConnection Connection { get; }
-    public DbTransaction Transaction { get; }
+
+    /// <summary>
+    /// The explicit transaction. A pipelined PostgreSQL transaction starts one here, the first time a statement
+    /// needs an answer (Npgsql sends BEGIN with that statement, so this costs no round trip).
+    /// </summary>
+    public DbTransaction Transaction => _transaction ??= Connection.BeginTransaction(IsolationLevel.ReadCommitted);
 
     /// <summary>Events appended so far in this transaction (PostgreSQL numbers them within the transaction).</summary>
     internal int EventsAppended { get; set; }
@@ -32,18 +52,123 @@ public sealed class StoreTransaction : IAsyncDisposable
 
     public void OnCommitted(Action action) => (_afterCommit ??= []).Add(action);
 
+    /// <summary>A command to run now. Deferred writes must have been sent first (<see cref="FlushAsync"/>), so order holds.</summary>
     public DbCommand CreateCommand(string sql)
     {
+        if (_deferred.Count > 0)
+            throw new InvalidOperationException("This transaction holds deferred writes; call FlushAsync before a statement that runs at once.");
         var command = Connection.CreateCommand();
         command.Transaction = Transaction;
         command.CommandText = sql;
         return command;
     }
 
+    /// <summary>A write sent with the next flush or the commit. Parameters are positional ($1, $2, …).</summary>
+    public void Defer(string sql, params object?[] args) => _deferred.Add(new DeferredWrite(sql, args, null, null, null));
+
+    /// <summary>
+    /// A deferred write that must affect exactly <paramref name="rows"/> rows; otherwise the transaction fails
+    /// with <paramref name="failure"/>'s exception (on PostgreSQL the check runs on the server, so nothing
+    /// after it in the batch is applied).
+    /// </summary>
+    public void DeferExpecting(int rows, Func<Exception> failure, string sql, params object?[] args) =>
+        _deferred.Add(new DeferredWrite(sql, args, rows, failure, null));
+
+    /// <summary>
+    /// PostgreSQL: a deferred call of a function that raises SQLSTATE DB001 with the tag it is given as its last
+    /// argument (appended here) when its condition fails; the transaction then fails with <paramref name="failure"/>'s exception.
+    /// </summary>
+    internal void DeferCheck(Func<Exception> failure, string sql, params object?[] args) =>
+        _deferred.Add(new DeferredWrite(sql, args, -1, failure, null));
+
+    /// <summary>Deferred work that is not one statement (it runs in order at the flush, after the statements before it).</summary>
+    public void Defer(Func<StoreTransaction, CancellationToken, Task> write) => _deferred.Add(new DeferredWrite("", [], null, null, write));
+
+    /// <summary>Sends the deferred writes now, inside the explicit transaction (which this starts if need be).</summary>
+    public Task FlushAsync(CancellationToken cancellationToken = default)
+    {
+        _ = Transaction;
+        return SendDeferredAsync(cancellationToken);
+    }
+
+    private async Task SendDeferredAsync(CancellationToken cancellationToken)
+    {
+        while (_deferred.Count > 0)
+        {
+            // Statements up to the next piece of work run as one batch; the work then runs on its own.
+            var statements = _deferred.TakeWhile(d => d.Work is null).ToList();
+            _deferred.RemoveRange(0, statements.Count);
+            if (statements.Count > 0)
+            {
+                if (this.IsPostgres()) await SendBatchAsync(statements, cancellationToken);
+                else await SendOneByOneAsync(statements, cancellationToken);
+            }
+            if (_deferred.Count > 0 && _deferred[0].Work is { } work)
+            {
+                // The work runs its statements at once; what was deferred after it waits, behind anything it defers.
+                var after = _deferred.Skip(1).ToList();
+                _deferred.Clear();
+                await work(this, cancellationToken);
+                _deferred.AddRange(after);
+            }
+        }
+    }
+
+    private async Task SendBatchAsync(List<DeferredWrite> statements, CancellationToken cancellationToken)
+    {
+        await using var batch = new NpgsqlBatch((NpgsqlConnection)Connection, (NpgsqlTransaction?)_transaction);
+        for (var tag = 0; tag < statements.Count; tag++)
+        {
+            var d = statements[tag];
+            var sql = d.Sql;
+            var parameters = d.Args.ToList();
+            if (d.ExpectedRows is >= 0)
+            {
+                parameters.Add((long)d.ExpectedRows.Value);
+                parameters.Add(tag);
+                sql = $"WITH w AS ({sql} RETURNING 1) SELECT databuild_expect_rows((SELECT count(*) FROM w), ${parameters.Count - 1}, ${parameters.Count})";
+            }
+            else if (d.ExpectedRows is not null)
+                parameters.Add(tag);
+            var command = new NpgsqlBatchCommand(sql);
+            foreach (var value in parameters)
+                command.Parameters.Add(value as NpgsqlParameter ?? new NpgsqlParameter { Value = value ?? DBNull.Value });
+            batch.BatchCommands.Add(command);
+        }
+        try
+        {
+            await batch.ExecuteNonQueryAsync(cancellationToken);
+        }
+        catch (PostgresException e) when (e.SqlState == CheckFailedState && e.Hint is { } hint
+            && int.TryParse(hint, NumberStyles.None, CultureInfo.InvariantCulture, out var tag) && tag < statements.Count && statements[tag].Failure is { } failure)
+        {
+            throw failure();
+        }
+    }
+
+    private async Task SendOneByOneAsync(List<DeferredWrite> statements, CancellationToken cancellationToken)
+    {
+        foreach (var d in statements)
+        {
+            await using var command = Sql.Command(Connection, Transaction, d.Sql, d.Args);
+            var rows = await command.ExecuteNonQueryAsync(cancellationToken);
+            if (d.ExpectedRows is { } expected && expected >= 0 && rows != expected) throw d.Failure!();
+        }
+    }
+
     public async Task CommitAsync(CancellationToken cancellationToken = default)
     {
         if (_finished) throw new InvalidOperationException("The transaction has already finished.");
-        await Transaction.CommitAsync(cancellationToken);
+        if (_transaction is null && this.IsPostgres() && !_deferred.Any(d => d.Work is not null))
+        {
+            // Nothing needed an answer: the deferred batch is the whole transaction (implicit, atomic).
+            await SendDeferredAsync(cancellationToken);
+        }
+        else
+        {
+            await SendDeferredAsync(cancellationToken);
+            await Transaction.CommitAsync(cancellationToken);
+        }
         _finished = true;
         IsCommitted = true;
         if (_afterCommit is null) return;
@@ -63,13 +188,13 @@ public sealed class StoreTransaction : IAsyncDisposable
         _disposed = true;
         try
         {
-            if (!_finished)
+            if (!_finished && _transaction is not null)
             {
                 _finished = true;
-                try { await Transaction.RollbackAsync(); }
-                catch (Exception) when (Connection.State != System.Data.ConnectionState.Open) { /* connection gone: nothing committed */ }
+                try { await _transaction.RollbackAsync(); }
+                catch (Exception) when (Connection.State != ConnectionState.Open) { /* connection gone: nothing committed */ }
             }
-            await Transaction.DisposeAsync();
+            if (_transaction is not null) await _transaction.DisposeAsync();
             await Connection.DisposeAsync();
         }
         finally
@@ -77,4 +202,7 @@ public sealed class StoreTransaction : IAsyncDisposable
             if (_release is not null) await _release();
         }
     }
+
+    /// <summary>ExpectedRows: null no check, ≥ 0 a row count, -1 a raising function call.</summary>
+    private sealed record DeferredWrite(string Sql, object?[] Args, int? ExpectedRows, Func<Exception>? Failure, Func<StoreTransaction, CancellationToken, Task>? Work);
 }

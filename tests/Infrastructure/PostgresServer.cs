@@ -55,7 +55,9 @@ internal sealed class PostgresServer
 
         await RunAsync(Path.Combine(bin, "initdb"), ["-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"], asRoot);
         var options = $"-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c max_connections=400 -c shared_buffers=256MB" +
-                      (durable ? "" : " -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
+                      (durable ? "" : " -c fsync=off -c synchronous_commit=off -c full_page_writes=off") +
+                      // For profiling, e.g. "-c shared_preload_libraries=pg_stat_statements".
+                      (Environment.GetEnvironmentVariable("DATABUILD_PG_OPTIONS") is { Length: > 0 } extra ? " " + extra : "");
         await RunAsync(Path.Combine(bin, "pg_ctl"), ["-D", data, "-o", options, "-l", Path.Combine(dir, "server.log"), "-w", "-t", "60", "start"], asRoot);
 
         var server = new PostgresServer($"Host=127.0.0.1;Port={port};Username=postgres;Database=postgres;Pooling=true", dir, bin);

@@ -83,12 +83,13 @@ public abstract class GrainHostConformance : IAsyncLifetime
         // Another writer moves the row on (as another activation would).
         await using (var tx = await Silo.Store.BeginAsync())
         {
-            await Silo.Store.GrainStates.WriteAsync(tx, id, 1, System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new CounterState { Count = 41 }), 0);
+            GrainStateTable.Write(tx, id, 1, System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new CounterState { Count = 41 }), 0);
             await tx.CommitAsync();
         }
-        await using (var stale = await Silo.Store.BeginAsync())
+        await using (var stale = await Silo.Store.BeginTurnAsync())
         {
-            await Assert.ThrowsAsync<InconsistentStateException>(() => Silo.Store.GrainStates.WriteAsync(stale, id, 1, [1], 0));
+            GrainStateTable.Write(stale, id, 1, [1], 0);
+            await Assert.ThrowsAsync<InconsistentStateException>(() => stale.CommitAsync());
         }
 
         Assert.Equal(42, await counter.Increment());

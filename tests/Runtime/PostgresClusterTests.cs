@@ -134,7 +134,7 @@ public sealed class PostgresClusterTests(PostgresDatabase database) : IClassFixt
         await using var other = DataStore.Open(cluster.Location); // another process, as far as the silo can tell
         await using (var tx = await other.BeginAsync())
         {
-            await other.Reminders.UpsertAsync(tx, new GrainId("probe", "remote"), "ping", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), 0);
+            ReminderTable.Upsert(tx, new GrainId("probe", "remote"), "ping", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), 0);
             await tx.CommitAsync();
         }
         other.PublishRemindersChanged();

@@ -28,6 +28,40 @@ internal sealed class PostgresEventLog(TimeProvider clock, NpgsqlDataSource data
     public override async Task<IReadOnlyList<long>> AppendAsync(StoreTransaction transaction, IReadOnlyList<DataBuildEvent> events, CancellationToken cancellationToken = default)
     {
         if (events.Count == 0) return [];
+        var (eventArgs, keyArgs) = Rows(transaction, events);
+        await transaction.FlushAsync(cancellationToken);
+        var connection = (NpgsqlConnection)transaction.Connection;
+        await using var batch = new NpgsqlBatch(connection, (NpgsqlTransaction)transaction.Transaction);
+        var insertEvents = new NpgsqlBatchCommand(InsertEvents);
+        foreach (var p in eventArgs) insertEvents.Parameters.Add((NpgsqlParameter)p!);
+        batch.BatchCommands.Add(insertEvents);
+        if (keyArgs is not null)
+        {
+            var insertKeys = new NpgsqlBatchCommand(InsertKeys);
+            foreach (var p in keyArgs) insertKeys.Parameters.Add((NpgsqlParameter)p!);
+            batch.BatchCommands.Add(insertKeys);
+        }
+
+        var indexes = new List<long>(events.Count);
+        await using (var reader = await batch.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken)) indexes.Add(reader.GetInt64(0));
+        }
+        indexes.Sort();
+        return indexes;
+    }
+
+    public override void AppendDeferred(StoreTransaction transaction, IReadOnlyList<DataBuildEvent> events)
+    {
+        if (events.Count == 0) return;
+        var (eventArgs, keyArgs) = Rows(transaction, events);
+        transaction.Defer(InsertEvents, eventArgs);
+        if (keyArgs is not null) transaction.Defer(InsertKeys, keyArgs);
+    }
+
+    /// <summary>Numbers the events within the transaction and returns the parameters of the two inserts (keys: null when none).</summary>
+    private (object?[] Events, object?[]? Keys) Rows(StoreTransaction transaction, IReadOnlyList<DataBuildEvent> events)
+    {
         var first = transaction.EventsAppended;
         if (first + events.Count > MaxEventsPerTransaction)
             throw new InvalidOperationException($"A transaction may append at most {MaxEventsPerTransaction} events.");
@@ -53,33 +87,22 @@ internal sealed class PostgresEventLog(TimeProvider clock, NpgsqlDataSource data
                 keyValues.Add(key);
             }
         }
-
-        var connection = (NpgsqlConnection)transaction.Connection;
-        await using var batch = new NpgsqlBatch(connection, (NpgsqlTransaction)transaction.Transaction);
-        var insertEvents = new NpgsqlBatchCommand(InsertEvents);
-        insertEvents.Parameters.Add(new NpgsqlParameter { Value = positions, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint });
-        insertEvents.Parameters.Add(new NpgsqlParameter { Value = types, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
-        insertEvents.Parameters.Add(new NpgsqlParameter { Value = times, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint });
-        insertEvents.Parameters.Add(new NpgsqlParameter { Value = payloads, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
-        batch.BatchCommands.Add(insertEvents);
-        if (keyValues.Count > 0)
-        {
-            var insertKeys = new NpgsqlBatchCommand(InsertKeys);
-            insertKeys.Parameters.Add(new NpgsqlParameter { Value = keyKinds.ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Smallint });
-            insertKeys.Parameters.Add(new NpgsqlParameter { Value = keyValues.ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
-            insertKeys.Parameters.Add(new NpgsqlParameter { Value = keyPositions.ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint });
-            batch.BatchCommands.Add(insertKeys);
-        }
-
-        var indexes = new List<long>(events.Count);
-        await using (var reader = await batch.ExecuteReaderAsync(cancellationToken))
-        {
-            while (await reader.ReadAsync(cancellationToken)) indexes.Add(reader.GetInt64(0));
-        }
-        indexes.Sort();
         transaction.EventsAppended = first + events.Count;
         transaction.OnCommitted(published);
-        return indexes;
+        object?[] eventArgs =
+        [
+            new NpgsqlParameter { Value = positions, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint },
+            new NpgsqlParameter { Value = types, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text },
+            new NpgsqlParameter { Value = times, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint },
+            new NpgsqlParameter { Value = payloads, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea },
+        ];
+        object?[]? keyArgs = keyValues.Count == 0 ? null :
+        [
+            new NpgsqlParameter { Value = keyKinds.ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Smallint },
+            new NpgsqlParameter { Value = keyValues.ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text },
+            new NpgsqlParameter { Value = keyPositions.ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint },
+        ];
+        return (eventArgs, keyArgs);
     }
 
     protected override async Task<(List<StoredEvent> Rows, long Watermark)> QueryAsync(

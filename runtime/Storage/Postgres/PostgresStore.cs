@@ -107,6 +107,9 @@ public sealed class PostgresStore : IDataStore
         }
     }
 
+    public async Task<StoreTransaction> BeginTurnAsync(CancellationToken cancellationToken = default) =>
+        new(await _dataSource.OpenConnectionAsync(cancellationToken), null);
+
     public async Task<bool> IsReachableAsync(CancellationToken cancellationToken = default)
     {
         try

@@ -114,6 +114,8 @@ public sealed class SqliteStore : IDataStore
         }
     }
 
+    public Task<StoreTransaction> BeginTurnAsync(CancellationToken cancellationToken = default) => BeginAsync(cancellationToken);
+
     public async Task<bool> IsReachableAsync(CancellationToken cancellationToken = default)
     {
         try
