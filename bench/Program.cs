@@ -21,6 +21,9 @@ try
     if (Runs("grains")) results.AddRange(await GrainHostBenchmarks.RunAsync(server, clients, duration));
     if (Runs("ingest")) results.AddRange(await IngestBenchmarks.RunAsync(server, clients: quick ? 8 : 64, duration, slaWants: quick ? 50 : 1000));
     if (Runs("reconciliation")) results.AddRange(await ReconciliationBenchmarks.RunAsync(server, samples: quick ? 20 : 1000, hops: quick ? 20 : 1000));
+    if (Runs("scale"))
+        results.AddRange(await ScaleBenchmarks.RunAsync(server, storedWants: quick ? 2_000 : 1_000_000, activeWants: quick ? 200 : 100_000,
+            samples: quick ? 10 : 1000, hops: quick ? 10 : 1000));
 }
 finally
 {

@@ -30,38 +30,20 @@ internal static class ReconciliationBenchmarks
     public static async Task<IReadOnlyList<BenchResult>> RunAsync(PostgresServer server, int samples, int hops)
     {
         var folder = Directory.CreateTempSubdirectory("databuild-bench-").FullName;
-        var data = Path.Combine(folder, "data");
-        Directory.CreateDirectory(data);
-        File.WriteAllText(Path.Combine(folder, "job.sh"), Script);
-        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(Path.Combine(folder, "job.sh"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        File.WriteAllText(Path.Combine(folder, "databuild.json"), $$"""
-            { "graph_label": "bench",
-              "jobs": [ { "label": "dep", "entrypoint": "job.sh", "partition_patterns": ["d/.*"], "max_concurrency": 8, "environment": { "DATA": "{{data}}" } },
-                        { "label": "hop", "entrypoint": "job.sh", "partition_patterns": ["h/.*"], "max_concurrency": 8, "environment": { "DATA": "{{data}}" } } ],
-              "external_patterns": ["ext/.*"] }
-            """);
+        var (graph, data) = WriteGraph(folder);
         var store = $"postgres:{await server.CreateDatabaseAsync("recon")}";
         var url = $"http://127.0.0.1:{PostgresServer.FreePort()}";
-        var app = SiloApplication.Build(["--store", store, "--urls", url, "--graph", Path.Combine(folder, "databuild.json"), "--Logging:LogLevel:Default=Warning"]);
+        var app = SiloApplication.Build(["--store", store, "--urls", url, "--graph", graph, "--Logging:LogLevel:Default=Warning"]);
         await app.StartAsync();
         using var http = new HttpClient { BaseAddress = new Uri(url) };
         try
         {
-            var latencies = new List<double>();
-            for (var i = 0; i < samples; i++) latencies.Add(await DispatchSampleAsync(http, data, i));
-            latencies.Sort();
-            double P(double q) => latencies[Math.Min(latencies.Count - 1, (int)Math.Ceiling(q * latencies.Count) - 1)];
-
-            var chain = Stopwatch.StartNew();
-            var want = await CreateAsync(http, $"h/{hops}");
-            await WaitAsync(() => StatusAsync(http, want), s => s is "satisfied" or "failed", TimeSpan.FromMinutes(30));
-            var perHop = chain.Elapsed.TotalMilliseconds / hops;
-
+            var m = await MeasureAsync(http, data, samples, hops, "");
             return
             [
-                new("dispatch_latency_p50", Math.Round(P(0.50), 2), "ms", null, null, null, "<= 5 ms", P(0.50) <= 5),
-                new("dispatch_latency_p99", Math.Round(P(0.99), 2), "ms", null, null, null, "<= 20 ms", P(0.99) <= 20),
-                new($"deep_chain_{hops}_hops_per_hop", Math.Round(perHop, 2), "ms/hop", null, null, null, "<= 10 ms", perHop <= 10),
+                new("dispatch_latency_p50", Math.Round(m.P50, 2), "ms", null, null, null, "<= 5 ms", m.P50 <= 5),
+                new("dispatch_latency_p99", Math.Round(m.P99, 2), "ms", null, null, null, "<= 20 ms", m.P99 <= 20),
+                new($"deep_chain_{hops}_hops_per_hop", Math.Round(m.PerHop, 2), "ms/hop", null, null, null, "<= 10 ms", m.PerHop <= 10),
             ];
         }
         finally
@@ -72,7 +54,40 @@ internal static class ReconciliationBenchmarks
         }
     }
 
-    private static async Task<double> DispatchSampleAsync(HttpClient http, string data, int i)
+    public sealed record Measurement(double P50, double P99, double PerHop);
+
+    /// <summary>The benchmark graph (dep: waits on ext/n; hop: a chain through missing deps) in <paramref name="folder"/>: (graph file, data folder).</summary>
+    public static (string Graph, string Data) WriteGraph(string folder)
+    {
+        var data = Path.Combine(folder, "data");
+        Directory.CreateDirectory(data);
+        File.WriteAllText(Path.Combine(folder, "job.sh"), Script);
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(Path.Combine(folder, "job.sh"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var graph = Path.Combine(folder, "databuild.json");
+        File.WriteAllText(graph, $$"""
+            { "graph_label": "bench",
+              "jobs": [ { "label": "dep", "entrypoint": "job.sh", "partition_patterns": ["d/.*"], "max_concurrency": 8, "environment": { "DATA": "{{data}}" } },
+                        { "label": "hop", "entrypoint": "job.sh", "partition_patterns": ["h/.*"], "max_concurrency": 8, "environment": { "DATA": "{{data}}" } } ],
+              "external_patterns": ["ext/.*"] }
+            """);
+        return (graph, data);
+    }
+
+    /// <summary>Dispatch latency percentiles over <paramref name="samples"/> and the chain's time per hop; partition names get <paramref name="tag"/>.</summary>
+    public static async Task<Measurement> MeasureAsync(HttpClient http, string data, int samples, int hops, string tag)
+    {
+        var latencies = new List<double>();
+        for (var i = 0; i < samples; i++) latencies.Add(await DispatchSampleAsync(http, data, $"{tag}{i}"));
+        latencies.Sort();
+        double P(double q) => latencies[Math.Min(latencies.Count - 1, (int)Math.Ceiling(q * latencies.Count) - 1)];
+
+        var chain = Stopwatch.StartNew();
+        var want = await CreateAsync(http, $"h/{hops}");
+        await WaitAsync(() => StatusAsync(http, want), s => s is "satisfied" or "failed", TimeSpan.FromMinutes(30));
+        return new Measurement(P(0.50), P(0.99), chain.Elapsed.TotalMilliseconds / hops);
+    }
+
+    private static async Task<double> DispatchSampleAsync(HttpClient http, string data, string i)
     {
         await CreateAsync(http, $"d/{i}");
         // The job has run once and reported ext/i missing: the partition waits upstream.
@@ -87,17 +102,17 @@ internal static class ReconciliationBenchmarks
         return (startedNs / 100 - before.UtcTicks + DateTimeOffset.UnixEpoch.UtcTicks) / 10_000.0;
     }
 
-    private static async Task<string> CreateAsync(HttpClient http, string partition)
+    internal static async Task<string> CreateAsync(HttpClient http, string partition)
     {
         using var response = await http.PostAsJsonAsync("/api/v1/wants", new { partitions = new[] { partition } });
         response.EnsureSuccessStatusCode();
         return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("want_id").GetString()!;
     }
 
-    private static async Task<string?> StatusAsync(HttpClient http, string want) =>
+    internal static async Task<string?> StatusAsync(HttpClient http, string want) =>
         (await http.GetFromJsonAsync<JsonElement>($"/api/v1/wants/{want}")).GetProperty("status").GetString();
 
-    private static async Task<T> WaitAsync<T>(Func<Task<T>> probe, Func<T, bool> done, TimeSpan timeout)
+    internal static async Task<T> WaitAsync<T>(Func<Task<T>> probe, Func<T, bool> done, TimeSpan timeout)
     {
         var deadline = Stopwatch.StartNew();
         while (true)
