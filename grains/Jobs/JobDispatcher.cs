@@ -40,13 +40,17 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
             var freed = _slotFreed.Next;
             try
             {
-                foreach (var job in graph.Jobs)
+                if (options.Slots - _running.Count > 0)
                 {
-                    var free = options.Slots - _running.Count;
-                    if (free <= 0) break;
-                    var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
-                    foreach (var run in await queue.ClaimAsync(job, siloId, free, now, (long)options.Lease.TotalMilliseconds, stopping))
-                        Start(job, run, stopping);
+                    var claimable = await queue.ClaimableJobsAsync(clock.GetUtcNow().ToUnixTimeMilliseconds(), stopping);
+                    foreach (var job in graph.Jobs.Where(j => claimable.Contains(j.Label)))
+                    {
+                        var free = options.Slots - _running.Count;
+                        if (free <= 0) break;
+                        var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
+                        foreach (var run in await queue.ClaimAsync(job, siloId, free, now, (long)options.Lease.TotalMilliseconds, stopping))
+                            Start(job, run, stopping);
+                    }
                 }
                 await Task.WhenAny(queued, freed, Task.Delay(options.SafetyNet, stopping));
             }

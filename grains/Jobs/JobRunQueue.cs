@@ -1,3 +1,4 @@
+using Npgsql;
 using System.Data.Common;
 using System.Text.Json;
 using DataBuild.GrainInterfaces;
@@ -84,6 +85,21 @@ public sealed class JobRunQueue(IDataStore store)
         return status;
     }
 
+    /// <summary>The jobs with a run to claim now (queued, or running on a lease that ran out): one cheap read before any claim.</summary>
+    public async Task<IReadOnlySet<string>> ClaimableJobsAsync(long now, CancellationToken ct)
+    {
+        await using var connection = await store.OpenConnectionAsync(ct);
+        await using var command = Sql.Command(connection, null, """
+            SELECT DISTINCT job_label FROM job_runs WHERE status = 'queued'
+            UNION
+            SELECT DISTINCT job_label FROM job_runs WHERE status = 'running' AND lease_until < $1
+            """, now);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        var labels = new HashSet<string>(StringComparer.Ordinal);
+        while (await reader.ReadAsync(ct)) labels.Add(reader.GetString(0));
+        return labels;
+    }
+
     /// <summary>
     /// Claims up to <paramref name="slots"/> runs of one job for this silo, earliest SLA first, never letting
     /// the job's running count across the cluster exceed max_concurrency. Runs whose lease ran out (their
@@ -93,15 +109,30 @@ public sealed class JobRunQueue(IDataStore store)
     {
         await using var tx = await store.BeginAsync(ct);
         var postgres = tx.IsPostgres();
+        const string countRunning = "SELECT COUNT(*) FROM job_runs WHERE job_label = $1 AND status = 'running' AND lease_until >= $2";
+        long running;
         if (postgres)
         {
-            // Serialise claims per job so the running count below cannot be raced past max_concurrency.
-            await using var gate = tx.Command("SELECT pg_advisory_xact_lock($1)", AdvisoryLockKey.For($"job:{job.Label}"));
-            await gate.ExecuteNonQueryAsync(ct);
+            // Serialise claims per job so the running count cannot be raced past max_concurrency. One round trip:
+            // the count is its own statement, so its snapshot is taken after the lock is granted.
+            await using var batch = new NpgsqlBatch((NpgsqlConnection)tx.Connection, (NpgsqlTransaction)tx.Transaction);
+            var gate = new NpgsqlBatchCommand("SELECT pg_advisory_xact_lock($1)");
+            gate.Parameters.Add(new NpgsqlParameter { Value = AdvisoryLockKey.For($"job:{job.Label}") });
+            var count = new NpgsqlBatchCommand(countRunning);
+            count.Parameters.Add(new NpgsqlParameter { Value = job.Label });
+            count.Parameters.Add(new NpgsqlParameter { Value = now });
+            batch.BatchCommands.Add(gate);
+            batch.BatchCommands.Add(count);
+            await using var reader = await batch.ExecuteReaderAsync(ct);
+            await reader.NextResultAsync(ct);
+            await reader.ReadAsync(ct);
+            running = reader.GetInt64(0);
         }
-        long running;
-        await using (var count = tx.Command("SELECT COUNT(*) FROM job_runs WHERE job_label = $1 AND status = 'running' AND lease_until >= $2", job.Label, now))
+        else
+        {
+            await using var count = tx.Command(countRunning, job.Label, now);
             running = Convert.ToInt64(await count.ExecuteScalarAsync(ct));
+        }
         var room = (int)Math.Min(slots, job.MaxConcurrency - running);
         if (room <= 0) return [];
         var sql = $"""
@@ -121,14 +152,14 @@ public sealed class JobRunQueue(IDataStore store)
         }
         if (claimed.Count > 0)
         {
-            await store.Events.AppendAsync(tx, claimed.Select(run => new Protos.DataBuildEvent
+            store.Events.AppendDeferred(tx, claimed.Select(run => new Protos.DataBuildEvent
             {
                 JobRunStarted = new Protos.JobRunStartedEventV1
                 {
                     JobRunId = run.JobRunId, JobLabel = run.JobLabel, SiloId = siloId, Attempt = (uint)run.Attempt,
                     Partitions = { run.Partitions.Select(p => new Protos.PartitionRef { Str = p }) },
                 },
-            }).ToList(), ct);
+            }).ToList());
         }
         await tx.CommitAsync(ct);
         return claimed;
