@@ -1,4 +1,3 @@
-using Npgsql;
 using System.Data.Common;
 using System.Text.Json;
 using DataBuild.GrainInterfaces;
@@ -113,20 +112,9 @@ public sealed class JobRunQueue(IDataStore store)
         long running;
         if (postgres)
         {
-            // Serialise claims per job so the running count cannot be raced past max_concurrency. One round trip:
-            // the count is its own statement, so its snapshot is taken after the lock is granted.
-            await using var batch = new NpgsqlBatch((NpgsqlConnection)tx.Connection, (NpgsqlTransaction)tx.Transaction);
-            var gate = new NpgsqlBatchCommand("SELECT pg_advisory_xact_lock($1)");
-            gate.Parameters.Add(new NpgsqlParameter { Value = AdvisoryLockKey.For($"job:{job.Label}") });
-            var count = new NpgsqlBatchCommand(countRunning);
-            count.Parameters.Add(new NpgsqlParameter { Value = job.Label });
-            count.Parameters.Add(new NpgsqlParameter { Value = now });
-            batch.BatchCommands.Add(gate);
-            batch.BatchCommands.Add(count);
-            await using var reader = await batch.ExecuteReaderAsync(ct);
-            await reader.NextResultAsync(ct);
-            await reader.ReadAsync(ct);
-            running = reader.GetInt64(0);
+            // Serialise claims per job so the running count cannot be raced past max_concurrency.
+            running = await tx.LockThenQueryAsync(AdvisoryLockKey.For($"job:{job.Label}"),
+                async reader => await reader.ReadAsync(ct) ? reader.GetInt64(0) : 0, ct, countRunning, job.Label, now);
         }
         else
         {

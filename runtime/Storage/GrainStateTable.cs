@@ -48,20 +48,10 @@ public sealed class GrainStateTable(IDataStore store)
     /// transaction id until it writes, so an open turn does not hold back the event log's watermark, and the
     /// lock ends with the transaction if the connection dies.
     /// </summary>
-    private static async Task<StoredState?> LockAndReadAsync(StoreTransaction transaction, GrainId id, string select, CancellationToken cancellationToken)
-    {
-        await using var batch = new NpgsqlBatch((NpgsqlConnection)transaction.Connection, (NpgsqlTransaction)transaction.Transaction);
-        var lockCommand = new NpgsqlBatchCommand("SELECT pg_advisory_xact_lock($1)");
-        lockCommand.Parameters.Add(new NpgsqlParameter { Value = TurnLockKey(id) });
-        var readCommand = new NpgsqlBatchCommand(select);
-        readCommand.Parameters.Add(new NpgsqlParameter { Value = id.Type });
-        readCommand.Parameters.Add(new NpgsqlParameter { Value = id.Key });
-        batch.BatchCommands.Add(lockCommand);
-        batch.BatchCommands.Add(readCommand);
-        await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
-        await reader.NextResultAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken) ? new StoredState(reader.GetInt64(0), (byte[])reader[1]) : null;
-    }
+    private static Task<StoredState?> LockAndReadAsync(StoreTransaction transaction, GrainId id, string select, CancellationToken cancellationToken) =>
+        transaction.LockThenQueryAsync(TurnLockKey(id),
+            async reader => await reader.ReadAsync(cancellationToken) ? new StoredState(reader.GetInt64(0), (byte[])reader[1]) : null,
+            cancellationToken, select, id.Type, id.Key);
 
     /// <summary>
     /// Writes on <paramref name="expectedVersion"/> (0: the grain has no row yet), deferred to the transaction's

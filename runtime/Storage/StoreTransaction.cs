@@ -130,10 +130,7 @@ public sealed class StoreTransaction : IAsyncDisposable
             }
             else if (d.ExpectedRows is not null)
                 parameters.Add(tag);
-            var command = new NpgsqlBatchCommand(sql);
-            foreach (var value in parameters)
-                command.Parameters.Add(value as NpgsqlParameter ?? new NpgsqlParameter { Value = value ?? DBNull.Value });
-            batch.BatchCommands.Add(command);
+            batch.BatchCommands.Add(BatchCommand(sql, parameters));
         }
         try
         {
@@ -144,6 +141,30 @@ public sealed class StoreTransaction : IAsyncDisposable
         {
             throw failure();
         }
+    }
+
+    private static NpgsqlBatchCommand BatchCommand(string sql, IEnumerable<object?> args)
+    {
+        var command = new NpgsqlBatchCommand(sql);
+        foreach (var value in args)
+            command.Parameters.Add(value as NpgsqlParameter ?? new NpgsqlParameter { Value = value ?? DBNull.Value });
+        return command;
+    }
+
+    /// <summary>
+    /// PostgreSQL, at once: takes the transaction-scoped advisory lock <paramref name="lockKey"/> and runs the
+    /// query <paramref name="sql"/> in one round trip. The query is its own statement, so its snapshot is taken
+    /// after the lock is granted and it sees the previous holder's commit.
+    /// </summary>
+    public async Task<T> LockThenQueryAsync<T>(long lockKey, Func<DbDataReader, Task<T>> read, CancellationToken cancellationToken, string sql, params object?[] args)
+    {
+        await FlushAsync(cancellationToken);
+        await using var batch = new NpgsqlBatch((NpgsqlConnection)Connection, (NpgsqlTransaction)Transaction);
+        batch.BatchCommands.Add(BatchCommand("SELECT pg_advisory_xact_lock($1)", [lockKey]));
+        batch.BatchCommands.Add(BatchCommand(sql, args));
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+        await reader.NextResultAsync(cancellationToken);
+        return await read(reader);
     }
 
     private async Task SendOneByOneAsync(List<DeferredWrite> statements, CancellationToken cancellationToken)
@@ -166,7 +187,7 @@ public sealed class StoreTransaction : IAsyncDisposable
         }
         else
         {
-            await SendDeferredAsync(cancellationToken);
+            await FlushAsync(cancellationToken); // inside the explicit transaction, which this starts if need be
             await Transaction.CommitAsync(cancellationToken);
         }
         _finished = true;
