@@ -12,6 +12,12 @@ var clients = quick ? 4 : 16;
 var onlyAt = Array.IndexOf(args, "--only");
 var only = onlyAt >= 0 && onlyAt + 1 < args.Length ? args[onlyAt + 1].Split(',') : null;
 bool Runs(string group) => only is null || only.Contains(group);
+// --samples N / --hops N resize the dispatch-latency and chain measurements (for profiling them).
+int Sized(string flag, int fallback)
+{
+    var at = Array.IndexOf(args, flag);
+    return at >= 0 && at + 1 < args.Length ? int.Parse(args[at + 1], System.Globalization.CultureInfo.InvariantCulture) : fallback;
+}
 
 Console.WriteLine($"DataBuild benchmarks ({(quick ? "quick" : "full")}): {Environment.ProcessorCount} cores, {clients} clients, {duration.TotalSeconds:0} s per measurement");
 var server = await PostgresServer.StartAsync(durable: true);
@@ -20,7 +26,7 @@ try
 {
     if (Runs("grains")) results.AddRange(await GrainHostBenchmarks.RunAsync(server, clients, duration));
     if (Runs("ingest")) results.AddRange(await IngestBenchmarks.RunAsync(server, clients: quick ? 8 : 64, duration, slaWants: quick ? 50 : 1000));
-    if (Runs("reconciliation")) results.AddRange(await ReconciliationBenchmarks.RunAsync(server, samples: quick ? 20 : 1000, hops: quick ? 20 : 1000));
+    if (Runs("reconciliation")) results.AddRange(await ReconciliationBenchmarks.RunAsync(server, samples: Sized("--samples", quick ? 20 : 1000), hops: Sized("--hops", quick ? 20 : 1000)));
     if (Runs("scale"))
         results.AddRange(await ScaleBenchmarks.RunAsync(server, storedWants: quick ? 2_000 : 1_000_000, activeWants: quick ? 200 : 100_000,
             samples: quick ? 10 : 1000, hops: quick ? 10 : 1000));

@@ -16,10 +16,11 @@ namespace DataBuild.Bench;
 internal static class ReconciliationBenchmarks
 {
     private const string Script = """
-        #!/usr/bin/env bash
+        #!/bin/bash
+        started=$EPOCHREALTIME
         case "$DATABUILD_JOB_LABEL" in
           dep) n="${1#d/}"
-               if [ -f "$DATA/ext_$n" ]; then date +%s%N > "$DATA/start_$n.tmp" && mv "$DATA/start_$n.tmp" "$DATA/start_$n"; exit 0; fi
+               if [ -f "$DATA/ext_$n" ]; then echo "$started" > "$DATA/start_$n"; exit 0; fi
                echo "__DATABUILD_ERROR__::{\"missing_deps\":[\"ext/$n\"]}"; exit 3 ;;
           hop) n="${1#h/}"
                if [ "$n" -gt 0 ] && [ ! -f "$DATA/h_$((n - 1))" ]; then echo "__DATABUILD_ERROR__::{\"missing_deps\":[\"h/$((n - 1))\"]}"; exit 3; fi
@@ -66,8 +67,8 @@ internal static class ReconciliationBenchmarks
         var graph = Path.Combine(folder, "databuild.json");
         File.WriteAllText(graph, $$"""
             { "graph_label": "bench",
-              "jobs": [ { "label": "dep", "entrypoint": "job.sh", "partition_patterns": ["d/.*"], "max_concurrency": 8, "environment": { "DATA": "{{data}}" } },
-                        { "label": "hop", "entrypoint": "job.sh", "partition_patterns": ["h/.*"], "max_concurrency": 8, "environment": { "DATA": "{{data}}" } } ],
+              "jobs": [ { "label": "dep", "entrypoint": "job.sh", "partition_patterns": ["d/.*"], "max_concurrency": 8, "environment": { "DATA": "{{data}}", "LC_ALL": "C" } },
+                        { "label": "hop", "entrypoint": "job.sh", "partition_patterns": ["h/.*"], "max_concurrency": 8, "environment": { "DATA": "{{data}}", "LC_ALL": "C" } } ],
               "external_patterns": ["ext/.*"] }
             """);
         return (graph, data);
@@ -96,10 +97,12 @@ internal static class ReconciliationBenchmarks
         File.WriteAllText(Path.Combine(data, $"ext_{i}"), "");
         var before = DateTimeOffset.UtcNow;
         using (var available = await http.PostAsync($"/api/v1/partitions/ext%2F{i}/available", null)) available.EnsureSuccessStatusCode();
+        // The job's first instruction records $EPOCHREALTIME (seconds, microsecond precision): the process has started.
         var startFile = Path.Combine(data, $"start_{i}");
-        await WaitAsync(() => Task.FromResult(File.Exists(startFile)), e => e, TimeSpan.FromMinutes(1));
-        var startedNs = long.Parse(File.ReadAllText(startFile).Trim(), CultureInfo.InvariantCulture);
-        return (startedNs / 100 - before.UtcTicks + DateTimeOffset.UnixEpoch.UtcTicks) / 10_000.0;
+        var startedSeconds = await WaitAsync(() => Task.FromResult(File.Exists(startFile) ? File.ReadAllText(startFile) : ""),
+            text => text.EndsWith('\n'), TimeSpan.FromMinutes(1));
+        var startedTicks = (long)(decimal.Parse(startedSeconds.Trim(), CultureInfo.InvariantCulture) * TimeSpan.TicksPerSecond) + DateTimeOffset.UnixEpoch.UtcTicks;
+        return (startedTicks - before.UtcTicks) / (double)TimeSpan.TicksPerMillisecond;
     }
 
     internal static async Task<string> CreateAsync(HttpClient http, string partition)

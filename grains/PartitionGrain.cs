@@ -18,7 +18,8 @@ namespace DataBuild.Grains;
 /// When the partition becomes available, every waiting want and dependent partition is told in that turn.
 /// </summary>
 [GrainType(TypeName)]
-public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, IDataStore store) : Grain<PartitionState>, IPartitionGrain, IRemindable
+public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, IDataStore store, JobDispatcher dispatcher)
+    : Grain<PartitionState>, IPartitionGrain, IRemindable
 {
     public const string TypeName = "partition";
 
@@ -136,21 +137,34 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
         State.Reason = why;
         State.UpdatedAt = now;
         State.JobRunId = null;
-        // The run is queued in this turn's transaction; with batching the queue decides which run it is.
+        // The run is queued in this turn's transaction; with batching the queue decides which run it is. With a
+        // free slot here it may be claimed in the same transaction and started the moment the turn commits.
         EnlistWrite(async (tx, ct) =>
         {
-            var runId = await queue.EnqueueAsync(tx, job, partition, sla, dataTimestamp, now, ct);
-            state.JobRunId = runId;
-            store.Events.AppendDeferred(tx,
-            [
-                new DataBuildEvent { JobRunQueued = new JobRunQueuedEventV1
-                    { JobRunId = runId, JobLabel = job.Label, Attempt = attempt, Partitions = { new PartitionRef { Str = partition } }, WantIds = { wantIds } } },
-                new DataBuildEvent { PartitionStatusChanged = new PartitionStatusChangedEventV1
-                    { Partition = new PartitionRef { Str = partition }, PreviousStatus = previous, Status = PartitionStatus.Building, JobRunId = runId, Reason = why, WantIds = { wantIds } } },
-            ]);
+            var slot = dispatcher.TryReserveSlot();
+            if (slot is not null) tx.OnAbandoned(slot.Release);
+            var queued = await queue.EnqueueAsync(tx, job, partition, sla, dataTimestamp, now, ct, slot is null ? null : dispatcher.ClaimOnQueue);
+            state.JobRunId = queued.RunId;
+            var events = new List<DataBuildEvent>
+            {
+                new() { JobRunQueued = new JobRunQueuedEventV1
+                    { JobRunId = queued.RunId, JobLabel = job.Label, Attempt = attempt, Partitions = { new PartitionRef { Str = partition } }, WantIds = { wantIds } } },
+                new() { PartitionStatusChanged = new PartitionStatusChangedEventV1
+                    { Partition = new PartitionRef { Str = partition }, PreviousStatus = previous, Status = PartitionStatus.Building, JobRunId = queued.RunId, Reason = why, WantIds = { wantIds } } },
+            };
+            if (queued.Claimed is { } run)
+            {
+                events.Add(JobRunQueue.StartedEvent(run, dispatcher.ClaimOnQueue.SiloId));
+                tx.OnCommitted(() => slot!.Start(job, run));
+            }
+            else
+            {
+                slot?.Release();
+                tx.OnCommitted(store.PublishJobsQueued);
+            }
+            store.Events.AppendDeferred(tx, events);
         });
         foreach (var want in State.Waiters.Keys) await Tell(want, PartitionBuilding);
-        AfterCommit(store.PublishJobsQueued);
     }
 
     private async Task RunDoneAsync(string runId)

@@ -152,10 +152,9 @@ public sealed class WantGrain(IDataStore store) : Grain<WantState>, IWantGrain, 
 
     private async Task UnregisterDeadlinesAsync()
     {
-        foreach (var name in new[] { TtlDeadline, SlaDeadline })
-        {
-            if (await GetReminder(name) is { } reminder) await UnregisterReminder(reminder);
-        }
+        // Removing a reminder that is not there (one already fired, or no SLA) is harmless: no read first.
+        await UnregisterReminderFor(GrainId, TtlDeadline);
+        await UnregisterReminderFor(GrainId, SlaDeadline);
     }
 
     private async Task TellPartitionsAsync(string message)

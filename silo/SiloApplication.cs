@@ -47,7 +47,7 @@ public static class SiloApplication
             dispatcherOptions = dispatcherOptions with { Slots = slots };
         builder.Services.AddSingleton(dispatcherOptions);
         builder.Services.AddSingleton(sp => new JobDispatcher(sp.GetRequiredService<IDataStore>(), graph, sp.GetRequiredService<JobRunQueue>(),
-            sp.GetRequiredService<JobDispatcherOptions>(), sp.GetRequiredService<SiloHost>().SiloId, sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<JobDispatcherOptions>(), sp.GetRequiredService<SiloHost>(), sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<JobDispatcher>>()));
         builder.Services.AddSingleton<WantQueries>();
         builder.Services.AddSingleton<JobRunQueries>();

@@ -1,5 +1,6 @@
 using DataBuild.GrainInterfaces;
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using DataBuild.GrainInterfaces.Graph;
 using DataBuild.Protos;
 using DataBuild.Runtime.EventLog;
@@ -24,31 +25,78 @@ public sealed record JobDispatcherOptions
 /// them, heartbeats their leases, and records each outcome in one transaction with its event and a message
 /// to every partition of the run.
 /// </summary>
-public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQueue queue, JobDispatcherOptions options, string siloId,
+public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQueue queue, JobDispatcherOptions options, SiloHost silo,
     TimeProvider clock, ILogger<JobDispatcher> log)
 {
     private readonly ConcurrentDictionary<string, Task> _running = new();
+    private readonly string _siloId = silo.SiloId;
     private readonly ChangeSignal _slotFreed = new();
+
+    private int _reserved;
+    private volatile StrongBox<CancellationToken>? _stopping; // set once dispatching starts (a box: read across threads)
 
     public int Running => _running.Count;
 
+    /// <summary>Slots neither running a job nor held for a run being handed off.</summary>
+    private int FreeSlots => options.Slots - _running.Count - Volatile.Read(ref _reserved);
+
+    /// <summary>
+    /// Holds a slot for a run a partition's turn may claim as it queues it (<see cref="ClaimOnQueue"/>); null when
+    /// every slot is busy. The slot is used by <see cref="JobSlot.Start"/> after the turn commits, or given back.
+    /// </summary>
+    public JobSlot? TryReserveSlot()
+    {
+        if (_stopping?.Value is not { IsCancellationRequested: false } stopping) return null; // not dispatching (yet, or any more)
+        if (Interlocked.Increment(ref _reserved) + _running.Count <= options.Slots) return new JobSlot(this, stopping);
+        Interlocked.Decrement(ref _reserved);
+        return null;
+    }
+
+    /// <summary>What a partition's turn passes to the queue so that a run it queues may start on this silo at once.</summary>
+    public ClaimOnQueue ClaimOnQueue => new(_siloId, (long)options.Lease.TotalMilliseconds);
+
+    /// <summary>A slot held for a hand-off: started once, or released (both idempotent, whichever comes first wins).</summary>
+    public sealed class JobSlot(JobDispatcher dispatcher, CancellationToken stopping)
+    {
+        private int _done;
+
+        public void Start(JobConfig job, JobRunRow run)
+        {
+            if (Interlocked.Exchange(ref _done, 1) != 0) return;
+            // Started before the reservation is dropped, so the slot is never counted free in between. Not on the
+            // committing turn's execution context: the run is not part of that grain call. A stopping silo leaves
+            // the run, claimed but not started, to its lease.
+            if (!stopping.IsCancellationRequested)
+                using (ExecutionContext.SuppressFlow()) dispatcher.Start(job, run, stopping);
+            Interlocked.Decrement(ref dispatcher._reserved);
+        }
+
+        public void Release()
+        {
+            if (Interlocked.Exchange(ref _done, 1) != 0) return;
+            Interlocked.Decrement(ref dispatcher._reserved);
+            dispatcher._slotFreed.Pulse();
+        }
+    }
+
     public async Task RunAsync(CancellationToken stopping)
     {
+        _stopping = new StrongBox<CancellationToken>(stopping);
         while (!stopping.IsCancellationRequested)
         {
             var queued = store.JobsQueued.Next;
             var freed = _slotFreed.Next;
             try
             {
-                if (options.Slots - _running.Count > 0)
+                if (FreeSlots > 0)
                 {
                     var claimable = await queue.ClaimableJobsAsync(clock.GetUtcNow().ToUnixTimeMilliseconds(), stopping);
                     foreach (var job in graph.Jobs.Where(j => claimable.Contains(j.Label)))
                     {
-                        var free = options.Slots - _running.Count;
+                        var free = FreeSlots;
                         if (free <= 0) break;
                         var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
-                        foreach (var run in await queue.ClaimAsync(job, siloId, free, now, (long)options.Lease.TotalMilliseconds, stopping))
+                        foreach (var run in await queue.ClaimAsync(job, _siloId, free, now, (long)options.Lease.TotalMilliseconds, stopping))
                             Start(job, run, stopping);
                     }
                 }
@@ -116,7 +164,7 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
             {
                 await Task.Delay(options.Lease / 3, lost.Token);
                 var until = clock.GetUtcNow().Add(options.Lease).ToUnixTimeMilliseconds();
-                if (await queue.RenewAsync(run, siloId, until, lost.Token))
+                if (await queue.RenewAsync(run, _siloId, until, lost.Token))
                 {
                     renewedAt = clock.GetUtcNow();
                     continue;
@@ -157,8 +205,7 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
         if (outcome.ExitCode is { } code && e.JobRunFailed is { } failed) failed.ExitCode = code;
         store.Events.AppendDeferred(tx, [e]);
         foreach (var partition in run.Partitions)
-            ReminderTable.Upsert(tx, new GrainId(PartitionGrain.TypeName, partition), GrainMessages.RunDone + run.JobRunId, now, 0);
-        tx.OnCommitted(store.PublishRemindersChanged);
+            silo.SendMessage(tx, new GrainId(PartitionGrain.TypeName, partition), GrainMessages.RunDone + run.JobRunId);
         await tx.CommitAsync(ct);
         log.LogInformation("Job run {Run} ({Job}) {Status}{Reason}", run.JobRunId, job.Label, outcome.Status, outcome.Reason is null ? "" : $": {outcome.Reason}");
     }

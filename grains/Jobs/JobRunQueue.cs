@@ -10,6 +10,11 @@ public sealed record JobRunRow(
     string JobRunId, string JobLabel, string Status, IReadOnlyList<string> Partitions, int Attempt, long? SlaDeadline, long DataTimestamp,
     long CreatedAt, long? StartedAt, long? FinishedAt, long Version, string? LeaseOwner, int? ExitCode, string? Reason, IReadOnlyList<string> MissingDeps);
 
+/// <summary>Asks <see cref="JobRunQueue.EnqueueAsync"/> to start the run on <paramref name="SiloId"/> at once if it may.</summary>
+public sealed record ClaimOnQueue(string SiloId, long LeaseMs);
+
+/// <summary>The run a partition was queued into, and the run as claimed when the enqueue also claimed it.</summary>
+public sealed record QueuedRun(string RunId, JobRunRow? Claimed);
 
 /// <summary>
 /// The queue of job runs. Partitions enqueue inside their own turn's transaction (joining a queued run of
@@ -23,9 +28,26 @@ public sealed class JobRunQueue(IDataStore store)
         version, lease_owner, exit_code, reason, missing_deps
         """;
 
-    /// <summary>Adds a partition to a queued run of its job with room, or queues a new run. Returns the run id.</summary>
-    public async Task<string> EnqueueAsync(StoreTransaction tx, JobConfig job, string partitionRef, long? slaDeadline, long dataTimestamp, long now, CancellationToken ct)
+    /// <summary>
+    /// Adds a partition to a queued run of its job with room, or queues a new run. With <paramref name="claim"/>,
+    /// a new run of a job that does not batch is claimed for that silo in the same transaction when nothing else
+    /// of the job waits and the job has room (a hand-off: no wake-up, no claim transaction); when the job's claim
+    /// lock is busy it is simply queued, so enqueues never wait on each other.
+    /// </summary>
+    public async Task<QueuedRun> EnqueueAsync(StoreTransaction tx, JobConfig job, string partitionRef, long? slaDeadline, long dataTimestamp, long now,
+        CancellationToken ct, ClaimOnQueue? claim = null)
     {
+        if (claim is not null && job.MaxBatch == 1 && await MayClaimNowAsync(tx, job, now, ct))
+        {
+            var run = new JobRunRow(Guid.NewGuid().ToString(), job.Label, JobRunStatus.Running, [partitionRef], 1, slaDeadline, dataTimestamp,
+                now, now, null, 1, claim.SiloId, null, null, []);
+            tx.Defer("""
+                INSERT INTO job_runs (job_run_id, job_label, status, partitions, ref_count, sla_deadline, data_timestamp, attempt, created_at,
+                                      started_at, lease_owner, lease_until, version)
+                VALUES ($1, $2, 'running', $3, 1, $4, $5, 1, $6, $6, $7, $8, 1)
+                """, run.JobRunId, job.Label, JsonSerializer.Serialize(run.Partitions), slaDeadline, dataTimestamp, now, claim.SiloId, now + claim.LeaseMs);
+            return new QueuedRun(run.JobRunId, run);
+        }
         await tx.FlushAsync(ct); // the turn's fence and earlier writes go first
         var lockClause = tx.IsPostgres() ? " FOR UPDATE SKIP LOCKED" : "";
         string? runId = null;
@@ -47,7 +69,7 @@ public sealed class JobRunQueue(IDataStore store)
                  WHERE job_run_id = $1
                 """, runId, JsonSerializer.Serialize(partitions), slaDeadline, dataTimestamp);
             await update.ExecuteNonQueryAsync(ct);
-            return runId;
+            return new QueuedRun(runId, null);
         }
         runId = Guid.NewGuid().ToString();
         await using var insert = tx.Command("""
@@ -55,7 +77,29 @@ public sealed class JobRunQueue(IDataStore store)
             VALUES ($1, $2, 'queued', $3, 1, $4, $5, 0, $6, 1)
             """, runId, job.Label, JsonSerializer.Serialize(new[] { partitionRef }), slaDeadline, dataTimestamp, now);
         await insert.ExecuteNonQueryAsync(ct);
-        return runId;
+        return new QueuedRun(runId, null);
+    }
+
+    /// <summary>
+    /// True when a run of <paramref name="job"/> may start now without jumping the queue: the job's claim lock is
+    /// free (it is then held to the commit, as a claim holds it), no run of the job waits, and it has room under max_concurrency.
+    /// </summary>
+    private static async Task<bool> MayClaimNowAsync(StoreTransaction tx, JobConfig job, long now, CancellationToken ct)
+    {
+        const string counts = """
+            SELECT COUNT(*) FILTER (WHERE status = 'running' AND lease_until >= $2),
+                   COUNT(*) FILTER (WHERE status = 'queued' OR (status = 'running' AND lease_until < $2))
+              FROM job_runs WHERE job_label = $1 AND status IN ('queued', 'running')
+            """;
+        async Task<bool> Room(DbDataReader r) => await r.ReadAsync(ct) && r.GetInt64(0) < job.MaxConcurrency && r.GetInt64(1) == 0;
+        if (!tx.IsPostgres())
+        {
+            await tx.FlushAsync(ct);
+            await using var command = tx.Command(counts, job.Label, now);
+            await using var reader = await command.ExecuteReaderAsync(ct);
+            return await Room(reader);
+        }
+        return await tx.TryLockThenQueryAsync(AdvisoryLockKey.For($"job:{job.Label}"), Room, ct, counts, job.Label, now) is true;
     }
 
     /// <summary>
@@ -140,18 +184,20 @@ public sealed class JobRunQueue(IDataStore store)
         }
         if (claimed.Count > 0)
         {
-            store.Events.AppendDeferred(tx, claimed.Select(run => new Protos.DataBuildEvent
-            {
-                JobRunStarted = new Protos.JobRunStartedEventV1
-                {
-                    JobRunId = run.JobRunId, JobLabel = run.JobLabel, SiloId = siloId, Attempt = (uint)run.Attempt,
-                    Partitions = { run.Partitions.Select(p => new Protos.PartitionRef { Str = p }) },
-                },
-            }).ToList());
+            store.Events.AppendDeferred(tx, claimed.Select(run => StartedEvent(run, siloId)).ToList());
         }
         await tx.CommitAsync(ct);
         return claimed;
     }
+
+    public static Protos.DataBuildEvent StartedEvent(JobRunRow run, string siloId) => new()
+    {
+        JobRunStarted = new Protos.JobRunStartedEventV1
+        {
+            JobRunId = run.JobRunId, JobLabel = run.JobLabel, SiloId = siloId, Attempt = (uint)run.Attempt,
+            Partitions = { run.Partitions.Select(p => new Protos.PartitionRef { Str = p }) },
+        },
+    };
 
     /// <summary>Extends a claim. False when the claim was lost (its lease ran out and another silo took the run).</summary>
     public async Task<bool> RenewAsync(JobRunRow run, string siloId, long until, CancellationToken ct)

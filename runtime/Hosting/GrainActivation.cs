@@ -126,12 +126,17 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
             ReminderTable.Complete(tx, delivery.Claim, delivery.NextDueAt, () => new StaleReminderClaimException(delivery.Claim));
         foreach (var change in turn.ReminderChanges)
         {
-            if (change.DueAt is { } dueAt) ReminderTable.Upsert(tx, change.Grain, change.Name, dueAt, change.PeriodMs);
-            else ReminderTable.Delete(tx, change.Grain, change.Name);
+            // A removal never makes anything due sooner: no loop needs waking for it.
+            if (change.DueAt is not { } dueAt) ReminderTable.Delete(tx, change.Grain, change.Name);
+            else if (Runtime.Reminders is { } reminders) reminders.Schedule(tx, change.Grain, change.Name, dueAt, change.PeriodMs);
+            else
+            {
+                ReminderTable.Upsert(tx, change.Grain, change.Name, dueAt, change.PeriodMs);
+                tx.OnCommitted(store.PublishRemindersChanged);
+            }
         }
         store.Events.AppendDeferred(tx, turn.Events);
-        if (turn.ReminderChanges.Count > 0) tx.OnCommitted(store.PublishRemindersChanged);
-        else if (turn.Delivery?.NextDueAt is not null) tx.OnCommitted(store.RemindersChanged.Pulse);
+        if (turn.Delivery?.NextDueAt is not null) tx.OnCommitted(store.RemindersChanged.Pulse);
         foreach (var action in turn.AfterCommit) tx.OnCommitted(action);
 
         try

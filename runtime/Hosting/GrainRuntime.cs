@@ -31,6 +31,9 @@ internal sealed class GrainRuntime : IGrainFactory
     public TimeProvider Clock { get; }
     public ILogger Log { get; }
     public GrainCatalog Catalog { get; }
+
+    /// <summary>This silo's reminder service (set by the silo host): messages written here are delivered here when they can be.</summary>
+    public Reminders.ReminderService? Reminders { get; set; }
     public bool LockStatePerTurn { get; }
     public IGrainFactory GrainFactory => this;
 

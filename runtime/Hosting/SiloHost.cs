@@ -46,6 +46,7 @@ public sealed class SiloHost : IAsyncDisposable
         var log = (loggers ?? NullLoggerFactory.Instance).CreateLogger("DataBuild.Runtime");
         _runtime = new GrainRuntime(store, types, services, clock ?? TimeProvider.System, log) { Killed = _killed.Token };
         _reminders = new ReminderService(_runtime, _options, _options.SiloId);
+        _runtime.Reminders = _reminders;
         _membership = new MembershipService(_runtime, _options, _options.SiloId);
     }
 
@@ -53,6 +54,14 @@ public sealed class SiloHost : IAsyncDisposable
     public IGrainFactory GrainFactory => _runtime;
     public IDataStore Store => _runtime.Store;
     public int ActivationCount => _runtime.Catalog.Count;
+
+    /// <summary>
+    /// Sends <paramref name="target"/> the durable message <paramref name="name"/> (a one-shot reminder due now)
+    /// with <paramref name="transaction"/>: delivered on this silo straight after the commit when a delivery slot
+    /// is free, otherwise by whichever silo's reminder loop claims it first.
+    /// </summary>
+    public void SendMessage(StoreTransaction transaction, GrainId target, string name) =>
+        _reminders.Schedule(transaction, target, name, _runtime.Clock.GetUtcNow().ToUnixTimeMilliseconds(), 0);
 
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
@@ -99,6 +108,7 @@ public sealed class SiloHost : IAsyncDisposable
         if (Interlocked.Exchange(ref _state, 2) != 1) return;
         _killed.Cancel();
         _stopping.Cancel();
+        _reminders.Close();
         try { await Task.WhenAll(_loops); } catch (OperationCanceledException) { }
         // Deliveries in flight are not awaited: a crashed process does not finish them. Each fails at its
         // next database operation and commits nothing.

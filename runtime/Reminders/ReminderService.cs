@@ -10,6 +10,11 @@ namespace DataBuild.Runtime.Reminders;
 /// grain turns. Sleeps until the next due time or a change notification, never in a tight poll.
 /// Delivery is at least once; a delivery's effects commit at most once per tick, because completing the
 /// reminder is part of the delivering turn's transaction and is fenced by the claim's version.
+/// <para>
+/// A message (a one-shot reminder due now) written on this silo while a delivery slot is free is written
+/// already leased to this silo and delivered straight after its commit: no claim round trip, no wait for the
+/// loop. The row is still the durable record: if this silo dies first, the lease runs out and any silo claims it.
+/// </para>
 /// </summary>
 internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions options, string siloId)
 {
@@ -17,6 +22,11 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
     private readonly SemaphoreSlim _slots = new(options.MaxConcurrentReminderDeliveries, options.MaxConcurrentReminderDeliveries);
     private readonly ConcurrentDictionary<Task, bool> _deliveries = new();
     private readonly ChangeSignal _slotFreed = new();
+    private volatile bool _closed;
+    // When the loop will next look for due reminders by itself (epoch ms); long.MinValue while it is looking.
+    private long _plannedWake = long.MinValue;
+    // Set while the loop waits for a free slot: only then does a finished delivery need to wake it.
+    private volatile bool _waitingForSlot;
 
     private TimeProvider Clock => runtime.Clock;
     private ReminderTable Table => runtime.Store.Reminders;
@@ -27,9 +37,12 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
         {
             try
             {
+                Volatile.Write(ref _plannedWake, long.MinValue); // awake: a reminder committed from now on wakes it again
                 var changed = runtime.Store.RemindersChanged.Next;
                 var slotFreed = _slotFreed.Next;
+                _waitingForSlot = true; // before the count: a slot freed after it pulses
                 var free = _slots.CurrentCount;
+                if (free > 0) _waitingForSlot = false;
                 if (free > 0)
                 {
                     var want = Math.Min(free, ClaimBatch);
@@ -49,6 +62,7 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
                 }
                 var wakeAt = now + options.ReminderSafetyNet;
                 if (next is { } nextAt && DateTimeOffset.FromUnixTimeMilliseconds(nextAt) < wakeAt) wakeAt = DateTimeOffset.FromUnixTimeMilliseconds(nextAt);
+                Volatile.Write(ref _plannedWake, wakeAt.ToUnixTimeMilliseconds());
                 var sleep = Task.Delay(wakeAt - now, Clock, stopping);
                 // The clock may have passed the wake-up instant before the timer was armed: then do not sleep.
                 if (Clock.GetUtcNow() >= wakeAt) continue;
@@ -67,18 +81,71 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
     private void Start(ReminderRow claim)
     {
         _slots.Wait();
-        var task = Task.Run(() => DeliverAsync(claim));
+        StartReserved(claim);
+    }
+
+    /// <summary>
+    /// Writes a reminder with <paramref name="transaction"/>. A message due now goes out leased to this silo and
+    /// is delivered here once the transaction commits, when a slot is free. Any other reminder is left for the
+    /// reminder loops to claim; after the commit they are told only if it falls due before this silo's loop would
+    /// look again anyway (a reminder due later needs no wake-up: the loop that sleeps until then claims it).
+    /// </summary>
+    public void Schedule(StoreTransaction transaction, GrainId grain, string name, long dueAt, long periodMs)
+    {
+        var now = Clock.GetUtcNow().ToUnixTimeMilliseconds();
+        if (periodMs != 0 || dueAt > now || _closed || !_slots.Wait(0))
+        {
+            ReminderTable.Upsert(transaction, grain, name, dueAt, periodMs);
+            transaction.OnCommitted(() =>
+            {
+                if (dueAt < Volatile.Read(ref _plannedWake)) runtime.Store.PublishRemindersChanged();
+            });
+            return;
+        }
+        var leaseUntil = now + (long)options.ReminderLease.TotalMilliseconds;
+        var claim = ReminderTable.UpsertLeased(transaction, grain, name, dueAt, siloId, leaseUntil, Random.Shared.NextInt64(1L << 40, 1L << 62));
+        transaction.OnCommitted(() => StartReserved(claim));
+        transaction.OnAbandoned(ReleaseSlot);
+    }
+
+    /// <summary>A killed silo takes no more messages for local delivery.</summary>
+    public void Close() => _closed = true;
+
+    private void StartReserved(ReminderRow claim)
+    {
+        if (_closed)
+        {
+            // Stopping: the lease is handed back when the silo leaves (or runs out), and another silo delivers.
+            ReleaseSlot();
+            return;
+        }
+        Task task;
+        // Not on the committing turn's execution context: the delivery is a new call chain, not a nested call.
+        using (ExecutionContext.SuppressFlow()) task = Task.Run(() => DeliverAsync(claim));
         _deliveries[task] = true;
         task.ContinueWith(t =>
         {
             _deliveries.TryRemove(t, out _);
-            _slots.Release();
-            _slotFreed.Pulse();
+            ReleaseSlot();
         }, TaskScheduler.Default);
     }
 
-    /// <summary>Waits for deliveries in flight (a graceful stop lets them finish).</summary>
-    public Task DrainAsync() => Task.WhenAll(_deliveries.Keys);
+    private void ReleaseSlot()
+    {
+        _slots.Release();
+        if (_waitingForSlot)
+        {
+            _waitingForSlot = false;
+            _slotFreed.Pulse();
+        }
+    }
+
+    /// <summary>Stops taking messages for local delivery and waits for deliveries in flight (a graceful stop lets them finish).</summary>
+    public async Task DrainAsync()
+    {
+        _closed = true;
+        while (!_deliveries.IsEmpty) await Task.WhenAll(_deliveries.Keys);
+    }
 
     private async Task DeliverAsync(ReminderRow claim)
     {

@@ -23,6 +23,25 @@ public sealed class ReminderTable(IDataStore store)
                    attempt = 0, lease_owner = NULL, lease_until = NULL, version = reminders.version + 1
             """, grain.Type, grain.Key, name, dueAt, periodMs);
 
+    /// <summary>
+    /// Registers or replaces a one-shot reminder already leased to <paramref name="siloId"/>, which will deliver it
+    /// itself right after the commit (deferred to the commit). The claim's version is <paramref name="token"/>: a
+    /// random fencing token rather than a successor, because the writer cannot learn the row's previous version
+    /// without a round trip. Versions are only ever compared for equality, and every later change (a claim after
+    /// the lease ran out, a re-registration) moves the version away from the token.
+    /// </summary>
+    public static ReminderRow UpsertLeased(StoreTransaction transaction, GrainId grain, string name, long dueAt, string siloId, long leaseUntil, long token)
+    {
+        transaction.Defer("""
+            INSERT INTO reminders (grain_type, grain_key, name, due_at, period_ms, first_due, attempt, lease_owner, lease_until, version)
+            VALUES ($1, $2, $3, $4, 0, $4, 0, $5, $6, $7)
+            ON CONFLICT (grain_type, grain_key, name) DO UPDATE
+               SET due_at = excluded.due_at, period_ms = 0, first_due = excluded.first_due,
+                   attempt = 0, lease_owner = excluded.lease_owner, lease_until = excluded.lease_until, version = excluded.version
+            """, grain.Type, grain.Key, name, dueAt, siloId, leaseUntil, token);
+        return new ReminderRow(grain, name, dueAt, 0, dueAt, 0, token);
+    }
+
     /// <summary>Removes a reminder inside the caller's transaction (deferred to its commit).</summary>
     public static void Delete(StoreTransaction transaction, GrainId grain, string name) =>
         transaction.Defer("DELETE FROM reminders WHERE grain_type = $1 AND grain_key = $2 AND name = $3", grain.Type, grain.Key, name);

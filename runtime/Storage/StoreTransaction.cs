@@ -27,6 +27,7 @@ public sealed class StoreTransaction : IAsyncDisposable
     private readonly List<DeferredWrite> _deferred = [];
     private DbTransaction? _transaction;
     private List<Action>? _afterCommit;
+    private List<Action>? _abandoned;
     private bool _finished;
     private bool _disposed;
 
@@ -51,6 +52,9 @@ public sealed class StoreTransaction : IAsyncDisposable
     public bool IsCommitted { get; private set; }
 
     public void OnCommitted(Action action) => (_afterCommit ??= []).Add(action);
+
+    /// <summary>Runs <paramref name="action"/> when the transaction is disposed without having committed (rolled back, or failed).</summary>
+    public void OnAbandoned(Action action) => (_abandoned ??= []).Add(action);
 
     /// <summary>A command to run now. Deferred writes must have been sent first (<see cref="FlushAsync"/>), so order holds.</summary>
     public DbCommand CreateCommand(string sql)
@@ -116,7 +120,21 @@ public sealed class StoreTransaction : IAsyncDisposable
 
     private async Task SendBatchAsync(List<DeferredWrite> statements, CancellationToken cancellationToken)
     {
-        await using var batch = new NpgsqlBatch((NpgsqlConnection)Connection, (NpgsqlTransaction?)_transaction);
+        await using var batch = DeferredBatch(statements);
+        try
+        {
+            await batch.ExecuteNonQueryAsync(cancellationToken);
+        }
+        catch (PostgresException e) when (CheckFailure(e, statements) is { } failure)
+        {
+            throw failure;
+        }
+    }
+
+    /// <summary>The deferred statements as one batch, each check wrapped so that it raises with its position as tag.</summary>
+    private NpgsqlBatch DeferredBatch(List<DeferredWrite> statements)
+    {
+        var batch = new NpgsqlBatch((NpgsqlConnection)Connection, (NpgsqlTransaction?)_transaction);
         for (var tag = 0; tag < statements.Count; tag++)
         {
             var d = statements[tag];
@@ -132,16 +150,13 @@ public sealed class StoreTransaction : IAsyncDisposable
                 parameters.Add(tag);
             batch.BatchCommands.Add(BatchCommand(sql, parameters));
         }
-        try
-        {
-            await batch.ExecuteNonQueryAsync(cancellationToken);
-        }
-        catch (PostgresException e) when (e.SqlState == CheckFailedState && e.Hint is { } hint
-            && int.TryParse(hint, NumberStyles.None, CultureInfo.InvariantCulture, out var tag) && tag < statements.Count && statements[tag].Failure is { } failure)
-        {
-            throw failure();
-        }
+        return batch;
     }
+
+    /// <summary>The exception a failed deferred check stands for, if <paramref name="e"/> is one.</summary>
+    private static Exception? CheckFailure(PostgresException e, List<DeferredWrite> statements) =>
+        e.SqlState == CheckFailedState && e.Hint is { } hint && int.TryParse(hint, NumberStyles.None, CultureInfo.InvariantCulture, out var tag)
+            && tag < statements.Count && statements[tag].Failure is { } failure ? failure() : null;
 
     private static NpgsqlBatchCommand BatchCommand(string sql, IEnumerable<object?> args)
     {
@@ -153,18 +168,46 @@ public sealed class StoreTransaction : IAsyncDisposable
 
     /// <summary>
     /// PostgreSQL, at once: takes the transaction-scoped advisory lock <paramref name="lockKey"/> and runs the
-    /// query <paramref name="sql"/> in one round trip. The query is its own statement, so its snapshot is taken
-    /// after the lock is granted and it sees the previous holder's commit.
+    /// query <paramref name="sql"/>, in one round trip with the deferred writes before them. The query is its own
+    /// statement, so its snapshot is taken after the lock is granted and it sees the previous holder's commit.
     /// </summary>
-    public async Task<T> LockThenQueryAsync<T>(long lockKey, Func<DbDataReader, Task<T>> read, CancellationToken cancellationToken, string sql, params object?[] args)
+    public async Task<T> LockThenQueryAsync<T>(long lockKey, Func<DbDataReader, Task<T>> read, CancellationToken cancellationToken, string sql, params object?[] args) =>
+        (await LockedQueryAsync(wait: true, lockKey, read, cancellationToken, sql, args)).Value;
+
+    /// <summary>
+    /// As <see cref="LockThenQueryAsync"/>, but without waiting for the lock: null when another transaction holds it
+    /// (the query then runs too, but its answer is not used).
+    /// </summary>
+    public async Task<T?> TryLockThenQueryAsync<T>(long lockKey, Func<DbDataReader, Task<T>> read, CancellationToken cancellationToken, string sql, params object?[] args)
+        where T : struct =>
+        await LockedQueryAsync(wait: false, lockKey, read, cancellationToken, sql, args) is (true, var value) ? value : null;
+
+    private const string LockColumn = "databuild_lock";
+
+    private async Task<(bool Granted, T Value)> LockedQueryAsync<T>(bool wait, long lockKey, Func<DbDataReader, Task<T>> read, CancellationToken cancellationToken,
+        string sql, object?[] args)
     {
-        await FlushAsync(cancellationToken);
-        await using var batch = new NpgsqlBatch((NpgsqlConnection)Connection, (NpgsqlTransaction)Transaction);
-        batch.BatchCommands.Add(BatchCommand("SELECT pg_advisory_xact_lock($1)", [lockKey]));
+        _ = Transaction; // the lock is held to the commit of an explicit transaction
+        if (_deferred.Any(d => d.Work is not null)) await SendDeferredAsync(cancellationToken);
+        var statements = _deferred.ToList();
+        _deferred.Clear();
+        await using var batch = DeferredBatch(statements);
+        batch.BatchCommands.Add(BatchCommand($"SELECT {(wait ? "pg_advisory_xact_lock($1)::text" : "pg_try_advisory_xact_lock($1)")} AS {LockColumn}", [lockKey]));
         batch.BatchCommands.Add(BatchCommand(sql, args));
-        await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
-        await reader.NextResultAsync(cancellationToken);
-        return await read(reader);
+        try
+        {
+            await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+            // The deferred checks before the lock return result sets of their own: skip to the lock's.
+            while (reader.FieldCount != 1 || reader.GetName(0) != LockColumn)
+                if (!await reader.NextResultAsync(cancellationToken)) throw new InvalidOperationException("The lock's result is missing from the batch.");
+            var granted = wait || (await reader.ReadAsync(cancellationToken) && reader.GetBoolean(0));
+            await reader.NextResultAsync(cancellationToken);
+            return granted ? (true, await read(reader)) : (false, default!);
+        }
+        catch (PostgresException e) when (CheckFailure(e, statements) is { } failure)
+        {
+            throw failure;
+        }
     }
 
     private async Task SendOneByOneAsync(List<DeferredWrite> statements, CancellationToken cancellationToken)
@@ -220,6 +263,8 @@ public sealed class StoreTransaction : IAsyncDisposable
         }
         finally
         {
+            if (!IsCommitted && _abandoned is not null)
+                foreach (var action in _abandoned) action();
             if (_release is not null) await _release();
         }
     }

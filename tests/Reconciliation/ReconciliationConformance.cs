@@ -104,6 +104,26 @@ public abstract class ReconciliationConformance : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_run_queued_while_its_job_is_at_max_concurrency_waits_and_starts_when_the_slot_frees()
+    {
+        // A run is claimed as it is queued only when its job has room; otherwise it waits its turn in the queue.
+        var first = await WantAsync("slow/first"); // max_concurrency 1, runs for a second
+        await Eventually.UntilAsync(() => RunsAsync("slow"), r => r.Any(x => x.GetProperty("status").GetString() == "running"), Deadline, "the first run to start");
+        var second = await WantAsync("slow/second");
+        await Eventually.UntilAsync(() => RunsAsync("slow"), r => r.Count == 2, Deadline, "the second run to be queued");
+        var runs = await RunsAsync("slow");
+        Assert.Equal(1, runs.Count(r => r.GetProperty("status").GetString() == "running"));
+
+        await UntilStatusAsync(first, "satisfied");
+        await UntilStatusAsync(second, "satisfied");
+        runs = await RunsAsync("slow");
+        var firstRun = runs.Single(r => r.GetProperty("partitions")[0].GetString() == "slow/first");
+        var secondRun = runs.Single(r => r.GetProperty("partitions")[0].GetString() == "slow/second");
+        Assert.True(secondRun.GetProperty("started_at").GetDateTimeOffset() >= firstRun.GetProperty("finished_at").GetDateTimeOffset(),
+            "the second run started before the first finished");
+    }
+
+    [Fact]
     public async Task A_failed_run_is_retried_with_backoff_and_then_succeeds()
     {
         var want = await WantAsync("flaky/1/x");

@@ -189,6 +189,41 @@ public abstract class GrainHostConformance : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_message_sent_again_while_its_delivery_is_in_flight_is_delivered_again_and_the_first_delivery_is_void()
+    {
+        // Messages written on a silo go out leased to it and are delivered there, fenced by a token: the re-sent
+        // message's new token must void the delivery already in flight, not be deleted by its completion.
+        Log.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var sender = Grains.GetGrain<IReminderProbeGrain>("sender");
+        await sender.ScheduleFor("receiver", "note", Clock.GetUtcNow());
+        await Log.Entered.Task.WaitAsync(Deadline); // the first delivery is inside the receiver's turn
+        await sender.ScheduleFor("receiver", "note", Clock.GetUtcNow());
+        Log.Gate.TrySetResult();
+
+        await Eventually.UntilAsync(() => Task.FromResult(Log.Count), n => n == 1, Deadline, "the second delivery");
+        Assert.Equal(2, Log.All[0].Attempt); // the receiver ran twice, and only the second turn committed
+        Assert.Equal(1, await Grains.GetGrain<IReminderProbeGrain>("receiver").Delivered());
+        Assert.Empty(await Silo.Store.Reminders.ListAsync(new GrainId("probe", "receiver")));
+    }
+
+    [Fact]
+    public async Task A_message_sent_while_every_delivery_slot_is_busy_is_claimed_by_the_loop_once_a_slot_frees()
+    {
+        var log = new DeliveryLog { Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) };
+        await using var cluster = new TestCluster(await FreshStoreAsync(), s => s.AddSingleton(log).AddSingleton(new Deactivations()), Clock,
+            o => o with { MaxConcurrentReminderDeliveries = 1 });
+        var silo = await cluster.StartSiloAsync();
+        var sender = silo.GrainFactory.GetGrain<IReminderProbeGrain>("sender");
+        await sender.ScheduleFor("first", "note", Clock.GetUtcNow());
+        await log.Entered.Task.WaitAsync(Deadline); // the only slot is taken
+        await sender.ScheduleFor("second", "note", Clock.GetUtcNow());
+        log.Gate.TrySetResult();
+
+        await Eventually.UntilAsync(() => Task.FromResult(log.Count), n => n == 2, Deadline, "both deliveries");
+        Assert.Equal(["first", "second"], log.All.Select(d => d.Grain).Order());
+    }
+
+    [Fact]
     public async Task A_reminder_due_while_no_silo_ran_fires_when_one_starts()
     {
         await Grains.GetGrain<IReminderProbeGrain>("late").Schedule("missed", Clock.GetUtcNow().AddMinutes(1), TimeSpan.Zero);

@@ -19,6 +19,9 @@ internal sealed class PostgresNotifications : IAsyncDisposable
     private readonly Dictionary<string, Channel<bool>> _pending;
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _loops = [];
+    // Sent as every NOTIFY's payload, so that this store's own notifications, which Publish has already
+    // signalled locally, do not wake its readers a second time when PostgreSQL echoes them back.
+    private readonly string _origin = Guid.NewGuid().ToString("N");
 
     public PostgresNotifications(NpgsqlDataSource dataSource, ILogger logger, IEnumerable<string> channels)
     {
@@ -50,7 +53,7 @@ internal sealed class PostgresNotifications : IAsyncDisposable
                 reader.TryRead(out _);
                 try
                 {
-                    await using var command = _dataSource.CreateCommand($"SELECT pg_notify('{channel}', '')");
+                    await using var command = _dataSource.CreateCommand($"SELECT pg_notify('{channel}', '{_origin}')");
                     await command.ExecuteNonQueryAsync(_stop.Token);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
@@ -72,7 +75,7 @@ internal sealed class PostgresNotifications : IAsyncDisposable
                 await using var connection = await _dataSource.OpenConnectionAsync(_stop.Token);
                 connection.Notification += (_, args) =>
                 {
-                    if (_signals.TryGetValue(args.Channel, out var signal)) signal.Pulse();
+                    if (args.Payload != _origin && _signals.TryGetValue(args.Channel, out var signal)) signal.Pulse();
                 };
                 foreach (var channel in _signals.Keys)
                 {
