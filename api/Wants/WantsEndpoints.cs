@@ -45,7 +45,7 @@ public static class WantsEndpoints
             WantView view;
             try
             {
-                view = await grains.GetGrain<IWantGrain>(wantId).Create(new CreateWant(wantId, request.Partitions, request.DataTimestamp,
+                view = await grains.GetNewGrain<IWantGrain>(wantId).Create(new CreateWant(wantId, request.Partitions, request.DataTimestamp,
                     request.TtlSeconds, request.SlaSeconds, request.SourceType, request.SourceName, request.Comment, null, null, key, hash));
             }
             catch (IdempotencyKeyTakenException) when (key is not null)

@@ -10,6 +10,14 @@ public interface IGrainFactory
 {
     /// <summary>A reference to the grain; it is activated on first call, on whichever silo makes the call.</summary>
     TGrainInterface GetGrain<TGrainInterface>(string key) where TGrainInterface : IGrainWithStringKey;
+
+    /// <summary>
+    /// A reference to a grain the caller has just named with a key nobody else can know yet (a new GUID): its
+    /// activation assumes that nothing is stored for it instead of reading first, which saves a round trip. The
+    /// commit's version check still guards the assumption: were it wrong, the call is retried on a fresh
+    /// activation that reads. Otherwise as <see cref="GetGrain{TGrainInterface}"/>.
+    /// </summary>
+    TGrainInterface GetNewGrain<TGrainInterface>(string key) where TGrainInterface : IGrainWithStringKey;
 }
 
 /// <summary>A grain that receives durable reminders.</summary>

@@ -32,11 +32,12 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
 
     private IPersistentGrain? Persistent => Instance as IPersistentGrain;
 
-    /// <summary>Loads the state, then runs <c>OnActivateAsync</c> as the activation's first turn.</summary>
-    public async Task ActivateAsync(CancellationToken cancellationToken)
+    /// <summary>Loads the state (unless <paramref name="assumeNew"/>), then runs <c>OnActivateAsync</c> as the activation's first turn.</summary>
+    public async Task ActivateAsync(bool assumeNew, CancellationToken cancellationToken)
     {
         Instance.Activation = this;
-        if (Persistent is not null)
+        if (assumeNew) Adopt(null); // version 0, a new state: the first commit's version check confirms it
+        else if (Persistent is not null)
         {
             var stored = await Runtime.Store.GrainStates.ReadAsync(null, Id, forUpdate: false, cancellationToken);
             Adopt(stored);

@@ -9,11 +9,12 @@ internal sealed class GrainCatalog(GrainRuntime runtime)
 
     public int Count => _activations.Count;
 
-    public async Task<GrainActivation> GetOrActivateAsync(GrainId id, CancellationToken cancellationToken)
+    /// <summary>The grain's activation, activated now if need be (<paramref name="assumeNew"/>: without reading its state).</summary>
+    public async Task<GrainActivation> GetOrActivateAsync(GrainId id, bool assumeNew, CancellationToken cancellationToken)
     {
         while (true)
         {
-            var entry = _activations.GetOrAdd(id, key => new Lazy<Task<GrainActivation>>(() => ActivateAsync(key, cancellationToken)));
+            var entry = _activations.GetOrAdd(id, key => new Lazy<Task<GrainActivation>>(() => ActivateAsync(key, assumeNew, cancellationToken)));
             GrainActivation activation;
             try
             {
@@ -29,11 +30,11 @@ internal sealed class GrainCatalog(GrainRuntime runtime)
         }
     }
 
-    private async Task<GrainActivation> ActivateAsync(GrainId id, CancellationToken cancellationToken)
+    private async Task<GrainActivation> ActivateAsync(GrainId id, bool assumeNew, CancellationToken cancellationToken)
     {
         var instance = runtime.CreateInstance(id);
         var activation = new GrainActivation(runtime, id, instance);
-        await activation.ActivateAsync(cancellationToken);
+        await activation.ActivateAsync(assumeNew, cancellationToken);
         return activation;
     }
 

@@ -43,7 +43,13 @@ internal sealed class GrainRuntime : IGrainFactory
     public TGrainInterface GetGrain<TGrainInterface>(string key) where TGrainInterface : IGrainWithStringKey
     {
         ArgumentNullException.ThrowIfNull(key);
-        return GrainReference.Create<TGrainInterface>(this, new GrainId(Types.TypeNameOf(typeof(TGrainInterface)), key));
+        return GrainReference.Create<TGrainInterface>(this, new GrainId(Types.TypeNameOf(typeof(TGrainInterface)), key), assumeNew: false);
+    }
+
+    public TGrainInterface GetNewGrain<TGrainInterface>(string key) where TGrainInterface : IGrainWithStringKey
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        return GrainReference.Create<TGrainInterface>(this, new GrainId(Types.TypeNameOf(typeof(TGrainInterface)), key), assumeNew: true);
     }
 
     public Grain CreateInstance(GrainId id) =>
@@ -53,13 +59,14 @@ internal sealed class GrainRuntime : IGrainFactory
     /// One call into a grain: refuses call cycles, activates on demand, and retries once on a fresh activation
     /// when the stored state moved under the old one.
     /// </summary>
-    public async Task<T> InvokeAsync<T>(GrainId id, Func<Grain, Task<T>> call, ReminderDelivery? delivery = null)
+    public async Task<T> InvokeAsync<T>(GrainId id, Func<Grain, Task<T>> call, ReminderDelivery? delivery = null, bool assumeNew = false)
     {
         var chain = CallChain.Current;
         if (chain.Contains(id)) throw new GrainCallCycleException(chain, id);
         for (var attempt = 0; ; attempt++)
         {
-            var activation = await Catalog.GetOrActivateAsync(id, Killed);
+            // Only the first attempt may assume a new grain: a retry follows a conflict, so something is stored.
+            var activation = await Catalog.GetOrActivateAsync(id, assumeNew && attempt == 0, Killed);
             // After a conflict, the retry locks: two silos' activations then take turns instead of failing again.
             if (attempt > 0) activation.LockEachTurn = true;
             try

@@ -97,6 +97,15 @@ public abstract class GrainHostConformance : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_grain_wrongly_assumed_new_is_retried_on_its_stored_state()
+    {
+        await Grains.GetGrain<ICounterGrain>("reused").Increment();
+        await Silo.CollectIdleAsync(TimeSpan.Zero); // the next call activates afresh
+        await Grains.GetNewGrain<ICounterGrain>("reused").Increment(); // its write on version 0 is refused, then retried
+        Assert.Equal(2, await Grains.GetGrain<ICounterGrain>("reused").Get());
+    }
+
+    [Fact]
     public async Task A_call_cycle_fails_fast_with_the_chain_in_the_message()
     {
         var a = Grains.GetGrain<ICycleGrain>("a");
