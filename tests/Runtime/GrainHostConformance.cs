@@ -247,8 +247,11 @@ public sealed class SqliteGrainHostTests : GrainHostConformance, IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("databuild-grains-").FullName;
 
+    private int _stores;
+
+    // A new file each time: a SQLite store takes one silo, and a test may start a second cluster of its own.
     protected override Task<StoreLocation> FreshStoreAsync() =>
-        Task.FromResult(StoreLocation.Parse($"sqlite:{Path.Combine(_folder, "databuild.db")}"));
+        Task.FromResult(StoreLocation.Parse($"sqlite:{Path.Combine(_folder, $"databuild-{Interlocked.Increment(ref _stores)}.db")}"));
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 }
