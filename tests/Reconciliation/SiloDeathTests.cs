@@ -17,6 +17,10 @@ public sealed class SiloDeathTests(PostgresDatabase database) : IClassFixture<Po
         string[] args = ["--graph", graph, "--Jobs:LeaseSeconds=3"];
         await using var doomed = SiloProcess.Start(store, null, args);
         await doomed.WaitReadyAsync();
+        // Both silos are up before the run starts, so the kill lands mid-run however slowly a silo starts (the
+        // job runs for 4 s). The want goes to the doomed silo, whose turn hands the new run to its own dispatcher.
+        await using var survivor = SiloProcess.Start(store, null, args);
+        await survivor.WaitReadyAsync();
 
         using var created = await doomed.Http.PostAsJsonAsync("/api/v1/wants", new { partitions = new[] { "longrun/x" } });
         created.EnsureSuccessStatusCode();
@@ -26,9 +30,9 @@ public sealed class SiloDeathTests(PostgresDatabase database) : IClassFixture<Po
             page => page.GetProperty("job_runs").EnumerateArray().Any(r => r.GetProperty("status").GetString() == "running"),
             TimeSpan.FromSeconds(30), "the run to start on the first silo");
         var runId = running.GetProperty("job_runs")[0].GetProperty("job_run_id").GetString();
+        await Eventually.UntilAsync(() => Task.FromResult(doomed.Output), o => o.Contains($"Job run {runId}", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(30), "the doomed silo to be the one running it");
 
-        await using var survivor = SiloProcess.Start(store, null, args);
-        await survivor.WaitReadyAsync();
         doomed.Kill(); // mid-run: the job process dies with it
 
         var want = await Eventually.UntilAsync(
