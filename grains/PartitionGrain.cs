@@ -154,7 +154,7 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
             };
             if (queued.Claimed is { } run)
             {
-                events.Add(JobRunQueue.StartedEvent(run, dispatcher.ClaimOnQueue.SiloId));
+                events.Add(JobRunQueue.StartedEvent(run, run.LeaseOwner!));
                 tx.OnCommitted(() => slot!.Start(job, run));
             }
             else

@@ -129,12 +129,7 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
         {
             // A removal never makes anything due sooner: no loop needs waking for it.
             if (change.DueAt is not { } dueAt) ReminderTable.Delete(tx, change.Grain, change.Name);
-            else if (Runtime.Reminders is { } reminders) reminders.Schedule(tx, change.Grain, change.Name, dueAt, change.PeriodMs);
-            else
-            {
-                ReminderTable.Upsert(tx, change.Grain, change.Name, dueAt, change.PeriodMs);
-                tx.OnCommitted(store.PublishRemindersChanged);
-            }
+            else Runtime.Reminders.Schedule(tx, change.Grain, change.Name, dueAt, change.PeriodMs);
         }
         store.Events.AppendDeferred(tx, turn.Events);
         if (turn.Delivery?.NextDueAt is not null) tx.OnCommitted(store.RemindersChanged.Pulse);

@@ -33,7 +33,7 @@ internal sealed class GrainRuntime : IGrainFactory
     public GrainCatalog Catalog { get; }
 
     /// <summary>This silo's reminder service (set by the silo host): messages written here are delivered here when they can be.</summary>
-    public Reminders.ReminderService? Reminders { get; set; }
+    public Reminders.ReminderService Reminders { get; set; } = null!;
     public bool LockStatePerTurn { get; }
     public IGrainFactory GrainFactory => this;
 

@@ -15,13 +15,7 @@ public sealed class ReminderTable(IDataStore store)
 
     /// <summary>Registers or replaces a reminder inside the caller's transaction (deferred to its commit).</summary>
     public static void Upsert(StoreTransaction transaction, GrainId grain, string name, long dueAt, long periodMs) =>
-        transaction.Defer("""
-            INSERT INTO reminders (grain_type, grain_key, name, due_at, period_ms, first_due, attempt, lease_owner, lease_until, version)
-            VALUES ($1, $2, $3, $4, $5, $4, 0, NULL, NULL, 1)
-            ON CONFLICT (grain_type, grain_key, name) DO UPDATE
-               SET due_at = excluded.due_at, period_ms = excluded.period_ms, first_due = excluded.first_due,
-                   attempt = 0, lease_owner = NULL, lease_until = NULL, version = reminders.version + 1
-            """, grain.Type, grain.Key, name, dueAt, periodMs);
+        Write(transaction, grain, name, dueAt, periodMs, null, null, null);
 
     /// <summary>
     /// Registers or replaces a one-shot reminder already leased to <paramref name="siloId"/>, which will deliver it
@@ -32,15 +26,20 @@ public sealed class ReminderTable(IDataStore store)
     /// </summary>
     public static ReminderRow UpsertLeased(StoreTransaction transaction, GrainId grain, string name, long dueAt, string siloId, long leaseUntil, long token)
     {
-        transaction.Defer("""
-            INSERT INTO reminders (grain_type, grain_key, name, due_at, period_ms, first_due, attempt, lease_owner, lease_until, version)
-            VALUES ($1, $2, $3, $4, 0, $4, 0, $5, $6, $7)
-            ON CONFLICT (grain_type, grain_key, name) DO UPDATE
-               SET due_at = excluded.due_at, period_ms = 0, first_due = excluded.first_due,
-                   attempt = 0, lease_owner = excluded.lease_owner, lease_until = excluded.lease_until, version = excluded.version
-            """, grain.Type, grain.Key, name, dueAt, siloId, leaseUntil, token);
+        Write(transaction, grain, name, dueAt, 0, siloId, leaseUntil, token);
         return new ReminderRow(grain, name, dueAt, 0, dueAt, 0, token);
     }
+
+    /// <summary>Unleased (the next version is a successor), or leased with the version <paramref name="token"/>.</summary>
+    private static void Write(StoreTransaction transaction, GrainId grain, string name, long dueAt, long periodMs, string? siloId, long? leaseUntil, long? token) =>
+        transaction.Defer("""
+            INSERT INTO reminders (grain_type, grain_key, name, due_at, period_ms, first_due, attempt, lease_owner, lease_until, version)
+            VALUES ($1, $2, $3, $4, $5, $4, 0, CAST($6 AS text), CAST($7 AS bigint), COALESCE(CAST($8 AS bigint), 1))
+            ON CONFLICT (grain_type, grain_key, name) DO UPDATE
+               SET due_at = excluded.due_at, period_ms = excluded.period_ms, first_due = excluded.first_due,
+                   attempt = 0, lease_owner = excluded.lease_owner, lease_until = excluded.lease_until,
+                   version = COALESCE(CAST($8 AS bigint), reminders.version + 1)
+            """, grain.Type, grain.Key, name, dueAt, periodMs, siloId, leaseUntil, token);
 
     /// <summary>Removes a reminder inside the caller's transaction (deferred to its commit).</summary>
     public static void Delete(StoreTransaction transaction, GrainId grain, string name) =>
