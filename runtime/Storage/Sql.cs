@@ -34,5 +34,5 @@ public static class Sql
         return command;
     }
 
-    public static bool IsPostgres(this StoreTransaction transaction) => transaction.Connection is NpgsqlConnection;
+    public static bool IsPostgres(this StoreTransaction transaction) => transaction.IsPostgres;
 }

@@ -14,8 +14,9 @@ namespace DataBuild.Runtime.Storage;
 /// Writes whose only answer is a row count are <em>deferred</em> (<see cref="Defer"/>): held until the next
 /// statement that needs an answer, or the commit, and then sent together. On PostgreSQL they go as one
 /// batch, checked on the server (a wrong row count raises and aborts the whole transaction). A transaction
-/// begun with <see cref="IDataStore.BeginTurnAsync"/> that never needs an answer is one round trip: the
-/// batch runs as an implicit transaction, and its success is the commit.
+/// begun with <see cref="IDataStore.BeginTurnAsync"/> that never needs an answer holds no connection and is
+/// committed by the store's <see cref="Postgres.GroupCommit"/>: its batch joins those of the turns committing
+/// at the same moment, in one implicit transaction and one round trip.
 /// </para>
 /// </summary>
 public sealed class StoreTransaction : IAsyncDisposable
@@ -25,6 +26,8 @@ public sealed class StoreTransaction : IAsyncDisposable
 
     private readonly Func<ValueTask>? _release;
     private readonly List<DeferredWrite> _deferred = [];
+    private readonly Postgres.GroupCommit? _groupCommit;
+    private DbConnection? _connection;
     private DbTransaction? _transaction;
     private List<Action>? _afterCommit;
     private List<Action>? _abandoned;
@@ -33,12 +36,29 @@ public sealed class StoreTransaction : IAsyncDisposable
 
     internal StoreTransaction(DbConnection connection, DbTransaction? transaction, Func<ValueTask>? release = null)
     {
-        Connection = connection;
+        _connection = connection;
         _transaction = transaction;
         _release = release;
+        IsPostgres = connection is NpgsqlConnection;
     }
 
-    public DbConnection Connection { get; }
+    /// <summary>A PostgreSQL turn: no connection until a statement needs an answer; otherwise committed by <paramref name="groupCommit"/>.</summary>
+    internal StoreTransaction(Postgres.GroupCommit groupCommit)
+    {
+        _groupCommit = groupCommit;
+        IsPostgres = true;
+    }
+
+    internal bool IsPostgres { get; }
+
+    /// <summary>The connection. A turn's transaction has one only once it has flushed (<see cref="FlushAsync"/>) or locked.</summary>
+    public DbConnection Connection => _connection
+        ?? throw new InvalidOperationException("This turn's transaction has no connection yet; call FlushAsync before a statement that runs at once.");
+
+    private async ValueTask OpenAsync(CancellationToken cancellationToken)
+    {
+        if (_connection is null) _connection = await _groupCommit!.OpenConnectionAsync(cancellationToken);
+    }
 
     /// <summary>
     /// The explicit transaction. A pipelined PostgreSQL transaction starts one here, the first time a statement
@@ -85,14 +105,19 @@ public sealed class StoreTransaction : IAsyncDisposable
     internal void DeferCheck(Func<Exception> failure, string sql, params object?[] args) =>
         _deferred.Add(new DeferredWrite(sql, args, -1, failure, null));
 
+    /// <summary>PostgreSQL: a deferred write whose argument <paramref name="positionsArg"/> holds event positions within the transaction.</summary>
+    internal void DeferPositioned(int positionsArg, string sql, params object?[] args) =>
+        _deferred.Add(new DeferredWrite(sql, args, null, null, null, positionsArg));
+
     /// <summary>Deferred work that is not one statement (it runs in order at the flush, after the statements before it).</summary>
     public void Defer(Func<StoreTransaction, CancellationToken, Task> write) => _deferred.Add(new DeferredWrite("", [], null, null, write));
 
     /// <summary>Sends the deferred writes now, inside the explicit transaction (which this starts if need be).</summary>
-    public Task FlushAsync(CancellationToken cancellationToken = default)
+    public async Task FlushAsync(CancellationToken cancellationToken = default)
     {
+        await OpenAsync(cancellationToken);
         _ = Transaction;
-        return SendDeferredAsync(cancellationToken);
+        await SendDeferredAsync(cancellationToken);
     }
 
     private async Task SendDeferredAsync(CancellationToken cancellationToken)
@@ -104,7 +129,7 @@ public sealed class StoreTransaction : IAsyncDisposable
             _deferred.RemoveRange(0, statements.Count);
             if (statements.Count > 0)
             {
-                if (this.IsPostgres()) await SendBatchAsync(statements, cancellationToken);
+                if (IsPostgres) await SendBatchAsync(statements, cancellationToken);
                 else await SendOneByOneAsync(statements, cancellationToken);
             }
             if (_deferred.Count > 0 && _deferred[0].Work is { } work)
@@ -120,7 +145,7 @@ public sealed class StoreTransaction : IAsyncDisposable
 
     private async Task SendBatchAsync(List<DeferredWrite> statements, CancellationToken cancellationToken)
     {
-        await using var batch = DeferredBatch(statements);
+        await using var batch = DeferredBatch((NpgsqlConnection)Connection, (NpgsqlTransaction?)_transaction, statements);
         try
         {
             await batch.ExecuteNonQueryAsync(cancellationToken);
@@ -132,9 +157,9 @@ public sealed class StoreTransaction : IAsyncDisposable
     }
 
     /// <summary>The deferred statements as one batch, each check wrapped so that it raises with its position as tag.</summary>
-    private NpgsqlBatch DeferredBatch(List<DeferredWrite> statements)
+    internal static NpgsqlBatch DeferredBatch(NpgsqlConnection connection, NpgsqlTransaction? transaction, IReadOnlyList<DeferredWrite> statements)
     {
-        var batch = new NpgsqlBatch((NpgsqlConnection)Connection, (NpgsqlTransaction?)_transaction);
+        var batch = new NpgsqlBatch(connection, transaction);
         for (var tag = 0; tag < statements.Count; tag++)
         {
             var d = statements[tag];
@@ -154,7 +179,7 @@ public sealed class StoreTransaction : IAsyncDisposable
     }
 
     /// <summary>The exception a failed deferred check stands for, if <paramref name="e"/> is one.</summary>
-    private static Exception? CheckFailure(PostgresException e, List<DeferredWrite> statements) =>
+    internal static Exception? CheckFailure(PostgresException e, IReadOnlyList<DeferredWrite> statements) =>
         e.SqlState == CheckFailedState && e.Hint is { } hint && int.TryParse(hint, NumberStyles.None, CultureInfo.InvariantCulture, out var tag)
             && tag < statements.Count && statements[tag].Failure is { } failure ? failure() : null;
 
@@ -162,7 +187,8 @@ public sealed class StoreTransaction : IAsyncDisposable
     {
         var command = new NpgsqlBatchCommand(sql);
         foreach (var value in args)
-            command.Parameters.Add(value as NpgsqlParameter ?? new NpgsqlParameter { Value = value ?? DBNull.Value });
+            // A typed parameter is cloned: a group commit that sends a batch again must not share one between batches.
+            command.Parameters.Add(value is NpgsqlParameter typed ? typed.Clone() : new NpgsqlParameter { Value = value ?? DBNull.Value });
         return command;
     }
 
@@ -187,11 +213,12 @@ public sealed class StoreTransaction : IAsyncDisposable
     private async Task<(bool Granted, T Value)> LockedQueryAsync<T>(bool wait, long lockKey, Func<DbDataReader, Task<T>> read, CancellationToken cancellationToken,
         string sql, object?[] args)
     {
+        await OpenAsync(cancellationToken);
         _ = Transaction; // the lock is held to the commit of an explicit transaction
         if (_deferred.Any(d => d.Work is not null)) await SendDeferredAsync(cancellationToken);
         var statements = _deferred.ToList();
         _deferred.Clear();
-        await using var batch = DeferredBatch(statements);
+        await using var batch = DeferredBatch((NpgsqlConnection)Connection, (NpgsqlTransaction?)_transaction, statements);
         batch.BatchCommands.Add(BatchCommand($"SELECT {(wait ? "pg_advisory_xact_lock($1)::text" : "pg_try_advisory_xact_lock($1)")} AS {LockColumn}", [lockKey]));
         batch.BatchCommands.Add(BatchCommand(sql, args));
         try
@@ -223,10 +250,13 @@ public sealed class StoreTransaction : IAsyncDisposable
     public async Task CommitAsync(CancellationToken cancellationToken = default)
     {
         if (_finished) throw new InvalidOperationException("The transaction has already finished.");
-        if (_transaction is null && this.IsPostgres() && !_deferred.Any(d => d.Work is not null))
+        if (_connection is null && _groupCommit is not null && !_deferred.Any(d => d.Work is not null))
         {
-            // Nothing needed an answer: the deferred batch is the whole transaction (implicit, atomic).
-            await SendDeferredAsync(cancellationToken);
+            // Nothing needed an answer: the deferred batch is the whole transaction, committed with whatever
+            // other turns commit at the same moment (one implicit transaction, atomic for each of them).
+            var statements = _deferred.ToList();
+            _deferred.Clear();
+            if (statements.Count > 0) await _groupCommit.CommitAsync(statements, EventsAppended, cancellationToken);
         }
         else
         {
@@ -256,10 +286,10 @@ public sealed class StoreTransaction : IAsyncDisposable
             {
                 _finished = true;
                 try { await _transaction.RollbackAsync(); }
-                catch (Exception) when (Connection.State != ConnectionState.Open) { /* connection gone: nothing committed */ }
+                catch (Exception) when (_connection?.State != ConnectionState.Open) { /* connection gone: nothing committed */ }
             }
             if (_transaction is not null) await _transaction.DisposeAsync();
-            await Connection.DisposeAsync();
+            if (_connection is not null) await _connection.DisposeAsync();
         }
         finally
         {
@@ -269,6 +299,10 @@ public sealed class StoreTransaction : IAsyncDisposable
         }
     }
 
-    /// <summary>ExpectedRows: null no check, ≥ 0 a row count, -1 a raising function call.</summary>
-    private sealed record DeferredWrite(string Sql, object?[] Args, int? ExpectedRows, Func<Exception>? Failure, Func<StoreTransaction, CancellationToken, Task>? Work);
+    /// <summary>
+    /// ExpectedRows: null no check, ≥ 0 a row count, -1 a raising function call. PositionsArg: the argument holding
+    /// event positions within the transaction (a bigint[]), which a group commit shifts past the turns before it.
+    /// </summary>
+    internal sealed record DeferredWrite(string Sql, object?[] Args, int? ExpectedRows, Func<Exception>? Failure,
+        Func<StoreTransaction, CancellationToken, Task>? Work, int? PositionsArg = null);
 }

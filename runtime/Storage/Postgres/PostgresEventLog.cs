@@ -55,8 +55,8 @@ internal sealed class PostgresEventLog(TimeProvider clock, NpgsqlDataSource data
     {
         if (events.Count == 0) return;
         var (eventArgs, keyArgs) = Rows(transaction, events);
-        transaction.Defer(InsertEvents, eventArgs);
-        if (keyArgs is not null) transaction.Defer(InsertKeys, keyArgs);
+        transaction.DeferPositioned(0, InsertEvents, eventArgs);
+        if (keyArgs is not null) transaction.DeferPositioned(2, InsertKeys, keyArgs);
     }
 
     /// <summary>Numbers the events within the transaction and returns the parameters of the two inserts (keys: null when none).</summary>

@@ -17,6 +17,7 @@ public sealed class PostgresStore : IDataStore
 
     private readonly NpgsqlDataSource _dataSource;
     private readonly PostgresNotifications _notifications;
+    private readonly GroupCommit _groupCommit;
 
     public PostgresStore(StoreLocation location, TimeProvider clock, ILoggerFactory? loggers = null)
     {
@@ -27,10 +28,13 @@ public sealed class PostgresStore : IDataStore
         if (builder.MaxAutoPrepare == 0) builder.MaxAutoPrepare = 64;
         // We change no session state on pooled connections (LISTEN has a connection of its own), so skip the reset.
         builder.NoResetOnClose = true;
+        // A group commit learns which turn's statement failed from the error (GroupCommit).
+        builder.IncludeFailedBatchedCommand = true;
         _dataSource = NpgsqlDataSource.Create(builder.ConnectionString);
         var logger = (loggers ?? NullLoggerFactory.Instance).CreateLogger<PostgresStore>();
         _notifications = new PostgresNotifications(_dataSource, logger, [EventsChannel, RemindersChannel, JobsChannel]);
         Events = new PostgresEventLog(clock, _dataSource, () => _notifications.Publish(EventsChannel));
+        _groupCommit = new GroupCommit(_dataSource);
     }
 
     public StoreLocation Location { get; }
@@ -107,8 +111,8 @@ public sealed class PostgresStore : IDataStore
         }
     }
 
-    public async Task<StoreTransaction> BeginTurnAsync(CancellationToken cancellationToken = default) =>
-        new(await _dataSource.OpenConnectionAsync(cancellationToken), null);
+    public Task<StoreTransaction> BeginTurnAsync(CancellationToken cancellationToken = default) =>
+        Task.FromResult(new StoreTransaction(_groupCommit));
 
     public async Task<bool> IsReachableAsync(CancellationToken cancellationToken = default)
     {

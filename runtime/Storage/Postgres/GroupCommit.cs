@@ -1,0 +1,176 @@
+using Npgsql;
+using NpgsqlTypes;
+using DeferredWrite = DataBuild.Runtime.Storage.StoreTransaction.DeferredWrite;
+
+namespace DataBuild.Runtime.Storage.Postgres;
+
+/// <summary>
+/// Group commit of one-round-trip grain turns. A turn whose writes needed no answer hands its batch here; the
+/// batches of every turn that commits while an earlier group is on its way are sent together, as one implicit
+/// transaction in one round trip: one commit and one WAL flush for the group instead of one per turn.
+/// <para>
+/// Each turn is still all or nothing. When a statement of the group fails (a fence that finds a moved version,
+/// a taken idempotency key, a constraint), the server names it (the check's tag or the failing batch command);
+/// its turn fails with that error and the others are sent again without it, in a new transaction. An error that
+/// names no statement (the connection broke) fails every turn of the group, as it would have failed each alone.
+/// </para>
+/// <para>
+/// Event positions are numbered per turn from 0; in a group each turn's are shifted past those of the turns
+/// before it, so that the indexes stay unique within the shared transaction (see 001_event_log.sql).
+/// </para>
+/// </summary>
+internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight = GroupCommit.DefaultMaxInFlight)
+{
+    /// <summary>Groups on their way at once: one being executed while the next is sent keeps both cores busy.</summary>
+    public const int DefaultMaxInFlight = 2;
+
+    // A group stays well inside one transaction's event positions (1 << 16) and a reasonable batch size.
+    private const int MaxEventsPerGroup = 1 << 15;
+    private const int MaxStatementsPerGroup = 2_000;
+
+    private readonly Lock _gate = new();
+    private readonly Queue<Member> _queue = new();
+    private int _inFlight;
+
+    /// <summary>Connections for turns that need answers before they commit (they run their own explicit transaction).</summary>
+    public async Task<System.Data.Common.DbConnection> OpenConnectionAsync(CancellationToken cancellationToken) =>
+        await dataSource.OpenConnectionAsync(cancellationToken);
+
+    /// <summary>Commits one turn's statements with whatever else is committing; completes when its group has committed.</summary>
+    public Task CommitAsync(IReadOnlyList<DeferredWrite> statements, int events, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var member = new Member(statements, events, cancellationToken);
+        bool send;
+        lock (_gate)
+        {
+            _queue.Enqueue(member);
+            send = _inFlight < maxInFlight;
+            if (send) _inFlight++;
+        }
+        // The sender completes every member it takes, whatever happens; nothing queued is left behind, because a
+        // sender only stops once it has found the queue empty under the lock.
+        if (send) _ = Task.Run(SendWhileQueuedAsync, CancellationToken.None);
+        return member.Done.Task;
+    }
+
+    private async Task SendWhileQueuedAsync()
+    {
+        while (true)
+        {
+            List<Member> group;
+            lock (_gate)
+            {
+                if (_queue.Count == 0)
+                {
+                    _inFlight--;
+                    return;
+                }
+                group = TakeGroup();
+            }
+            try
+            {
+                await SendAsync(group);
+            }
+            catch (Exception e)
+            {
+                foreach (var member in group) member.Done.TrySetException(e);
+            }
+        }
+    }
+
+    private List<Member> TakeGroup()
+    {
+        var group = new List<Member>();
+        int statements = 0, events = 0;
+        while (_queue.TryPeek(out var next)
+               && (group.Count == 0 || (statements + next.Statements.Count <= MaxStatementsPerGroup && events + next.Events <= MaxEventsPerGroup)))
+        {
+            _queue.Dequeue();
+            group.Add(next);
+            statements += next.Statements.Count;
+            events += next.Events;
+        }
+        return group;
+    }
+
+    private async Task SendAsync(List<Member> group)
+    {
+        while (true)
+        {
+            // A turn abandoned before its group left (its silo is stopping) is not committed.
+            foreach (var cancelled in group.Where(m => m.CancellationToken.IsCancellationRequested).ToList())
+            {
+                cancelled.Done.TrySetCanceled(cancelled.CancellationToken);
+                group.Remove(cancelled);
+            }
+            if (group.Count == 0) return;
+
+            var (statements, owners) = Combine(group);
+            await using var connection = await dataSource.OpenConnectionAsync(CancellationToken.None);
+            await using var batch = StoreTransaction.DeferredBatch(connection, null, statements);
+            try
+            {
+                await batch.ExecuteNonQueryAsync(CancellationToken.None);
+            }
+            catch (PostgresException e) when (group.Count > 1 && Culprit(e, batch, owners) is { } culprit)
+            {
+                // Only the failing turn fails; the rest go again, without it.
+                var member = group[culprit];
+                member.Done.TrySetException(StoreTransaction.CheckFailure(e, statements) ?? e);
+                group.RemoveAt(culprit);
+                continue;
+            }
+            catch (PostgresException e) when (group.Count == 1 && StoreTransaction.CheckFailure(e, statements) is { } failure)
+            {
+                group[0].Done.TrySetException(failure);
+                return;
+            }
+            foreach (var member in group) member.Done.TrySetResult();
+            return;
+        }
+    }
+
+    /// <summary>The index in the group of the turn whose statement failed, if the server says which one did.</summary>
+    private static int? Culprit(PostgresException e, NpgsqlBatch batch, List<int> owners)
+    {
+        if (e.SqlState == StoreTransaction.CheckFailedState && int.TryParse(e.Hint, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var tag) && tag >= 0 && tag < owners.Count) return owners[tag];
+        // Npgsql names the batch command that raised any other error.
+        var at = e.BatchCommand is { } command ? batch.BatchCommands.IndexOf(command) : -1;
+        return at >= 0 && at < owners.Count ? owners[at] : null;
+    }
+
+    /// <summary>The group's statements in order, event positions shifted per turn, and for each statement the turn it belongs to.</summary>
+    private static (List<DeferredWrite> Statements, List<int> Owners) Combine(List<Member> group)
+    {
+        var statements = new List<DeferredWrite>();
+        var owners = new List<int>();
+        var shift = 0L;
+        for (var i = 0; i < group.Count; i++)
+        {
+            foreach (var statement in group[i].Statements)
+            {
+                statements.Add(shift == 0 || statement.PositionsArg is not { } at ? statement : Shifted(statement, at, shift));
+                owners.Add(i);
+            }
+            shift += group[i].Events;
+        }
+        return (statements, owners);
+    }
+
+    private static DeferredWrite Shifted(DeferredWrite statement, int at, long shift)
+    {
+        var args = (object?[])statement.Args.Clone();
+        var positions = (long[])((NpgsqlParameter)args[at]!).Value!;
+        args[at] = new NpgsqlParameter { Value = positions.Select(p => p + shift).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint };
+        return statement with { Args = args };
+    }
+
+    private sealed class Member(IReadOnlyList<DeferredWrite> statements, int events, CancellationToken cancellationToken)
+    {
+        public IReadOnlyList<DeferredWrite> Statements { get; } = statements;
+        public int Events { get; } = events;
+        public CancellationToken CancellationToken { get; } = cancellationToken;
+        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+}

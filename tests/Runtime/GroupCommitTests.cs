@@ -1,0 +1,81 @@
+using DataBuild.Protos;
+using DataBuild.Runtime.Storage;
+using DataBuild.Tests.Infrastructure;
+using Npgsql;
+using static DataBuild.Tests.EventLog.SampleEvents;
+
+namespace DataBuild.Tests.Runtime;
+
+/// <summary>PostgreSQL group commit: turns that commit at the same moment share one transaction, yet each is all or nothing.</summary>
+public sealed class GroupCommitTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
+{
+    private const int Turns = 40;
+    private const int CheckFails = 7;
+    private const int ConstraintFails = 23;
+
+    private sealed class KeyTakenException() : Exception("the key is taken");
+
+    private static void ClaimKey(StoreTransaction tx, string key, string wantId) =>
+        tx.DeferExpecting(1, () => new KeyTakenException(),
+            "INSERT INTO idempotency_keys (key, want_id, request_hash, created_at) VALUES ($1, $2, '', 0) ON CONFLICT (key) DO NOTHING", key, wantId);
+
+    [Fact]
+    public async Task Turns_committed_at_once_share_transactions_and_a_failing_turn_fails_alone_with_its_own_error()
+    {
+        await using var store = DataStore.Open(StoreLocation.Parse($"postgres:{await database.CreateAnotherAsync()}"));
+        await store.MigrateAsync();
+        await using (var setup = await store.BeginTurnAsync())
+        {
+            ClaimKey(setup, "taken", "earlier");
+            await setup.CommitAsync();
+        }
+
+        async Task<Exception?> Turn(int i)
+        {
+            try
+            {
+                await using var tx = await store.BeginTurnAsync();
+                store.Events.AppendDeferred(tx, [WantCreate($"w{i}", $"p/{i}"), WantCreate($"w{i}-second", $"p/{i}")]);
+                if (i == CheckFails) ClaimKey(tx, "taken", $"w{i}"); // a deferred check that fails on the server
+                else if (i == ConstraintFails)
+                    tx.Defer("INSERT INTO idempotency_keys (key, want_id, request_hash, created_at) VALUES ('taken', $1, '', 0)", $"w{i}"); // a unique violation
+                else ClaimKey(tx, $"k{i}", $"w{i}");
+                await tx.CommitAsync();
+                return null;
+            }
+            catch (Exception e)
+            {
+                return e;
+            }
+        }
+
+        var outcomes = await Task.WhenAll(Enumerable.Range(0, Turns).Select(Turn));
+
+        Assert.IsType<KeyTakenException>(outcomes[CheckFails]);
+        Assert.Equal(PostgresErrorCodes.UniqueViolation, Assert.IsType<PostgresException>(outcomes[ConstraintFails]).SqlState);
+        Assert.All(outcomes.Where((_, i) => i != CheckFails && i != ConstraintFails), Assert.Null);
+
+        // Every other turn committed all of its writes, and neither failing turn left anything behind.
+        var events = (await store.Events.ListAsync(new EventFilter { Limit = 1000 })).Events;
+        var expected = Enumerable.Range(0, Turns).Where(i => i != CheckFails && i != ConstraintFails)
+            .SelectMany(i => new[] { $"w{i}", $"w{i}-second" }).Order().ToList();
+        Assert.Equal(expected, events.Select(e => e.WantCreate.WantId).Order().ToList());
+        await using (var connection = await store.OpenConnectionAsync())
+        await using (var command = Sql.Command(connection, null, "SELECT key FROM idempotency_keys WHERE key <> 'taken' ORDER BY key"))
+        await using (var reader = await command.ExecuteReaderAsync())
+        {
+            var keys = new List<string>();
+            while (await reader.ReadAsync()) keys.Add(reader.GetString(0));
+            Assert.Equal(Enumerable.Range(0, Turns).Where(i => i != CheckFails && i != ConstraintFails).Select(i => $"k{i}").Order(), keys);
+        }
+
+        // A turn's two events are adjacent, and some turns shared a transaction (the same index base) with others.
+        var byTransaction = events.GroupBy(e => e.Index >> 16).ToList();
+        Assert.Contains(byTransaction, t => t.Select(e => e.WantCreate.WantId.Split('-')[0]).Distinct().Count() > 1);
+        foreach (var want in events.GroupBy(e => e.WantCreate.WantId.Split('-')[0]))
+        {
+            var pair = want.OrderBy(e => e.Index).ToList();
+            Assert.Equal(pair[0].Index + 1, pair[1].Index);
+        }
+    }
+}
