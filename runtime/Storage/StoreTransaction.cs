@@ -258,6 +258,26 @@ public sealed class StoreTransaction : IAsyncDisposable
             _deferred.Clear();
             if (statements.Count > 0) await _groupCommit.CommitAsync(statements, EventsAppended, cancellationToken);
         }
+        else if (IsPostgres && !_deferred.Any(d => d.Work is not null))
+        {
+            // The last deferred writes and the COMMIT in one round trip. Npgsql follows the transaction's end from
+            // the server's answer, so the transaction object needs no commit of its own. A failed statement aborts
+            // the transaction before the COMMIT runs; disposal then rolls it back.
+            await OpenAsync(cancellationToken);
+            _ = Transaction;
+            var statements = _deferred.ToList();
+            _deferred.Clear();
+            await using var batch = DeferredBatch((NpgsqlConnection)Connection, (NpgsqlTransaction?)_transaction, statements);
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
+            try
+            {
+                await batch.ExecuteNonQueryAsync(cancellationToken);
+            }
+            catch (PostgresException e) when (CheckFailure(e, statements) is { } failure)
+            {
+                throw failure;
+            }
+        }
         else
         {
             await FlushAsync(cancellationToken); // inside the explicit transaction, which this starts if need be

@@ -6,7 +6,10 @@ using static DataBuild.Tests.EventLog.SampleEvents;
 
 namespace DataBuild.Tests.Runtime;
 
-/// <summary>PostgreSQL group commit: turns that commit at the same moment share one transaction, yet each is all or nothing.</summary>
+/// <summary>
+/// PostgreSQL commits: turns that commit at the same moment share one transaction, yet each is all or nothing; an
+/// explicit transaction sends its last writes and its COMMIT together, and a failure among them commits nothing.
+/// </summary>
 public sealed class GroupCommitTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
 {
     private const int Turns = 40;
@@ -77,5 +80,43 @@ public sealed class GroupCommitTests(PostgresDatabase database) : IClassFixture<
             var pair = want.OrderBy(e => e.Index).ToList();
             Assert.Equal(pair[0].Index + 1, pair[1].Index);
         }
+    }
+
+    [Fact]
+    public async Task An_explicit_transaction_whose_last_batch_fails_a_check_commits_nothing_and_the_next_one_commits_everything()
+    {
+        await using var store = DataStore.Open(StoreLocation.Parse($"postgres:{await database.CreateAnotherAsync()}"));
+        await store.MigrateAsync();
+        await using (var setup = await store.BeginTurnAsync())
+        {
+            ClaimKey(setup, "taken", "earlier");
+            await setup.CommitAsync();
+        }
+
+        async Task<Exception?> CommitAsync(string key)
+        {
+            await using var tx = await store.BeginTurnAsync();
+            ClaimKey(tx, $"{key}-first", "w");
+            await tx.FlushAsync(); // an explicit transaction from here on
+            store.Events.AppendDeferred(tx, [WantCreate($"w-{key}", "p/1")]);
+            ClaimKey(tx, key, "w");
+            try
+            {
+                await tx.CommitAsync();
+                return null;
+            }
+            catch (KeyTakenException e)
+            {
+                return e;
+            }
+        }
+
+        Assert.IsType<KeyTakenException>(await CommitAsync("taken"));
+        Assert.Null(await CommitAsync("free"));
+
+        Assert.Equal(["w-free"], (await store.Events.ListAsync(new EventFilter())).Events.Select(e => e.WantCreate.WantId));
+        await using var connection = await store.OpenConnectionAsync();
+        await using var command = Sql.Command(connection, null, "SELECT string_agg(key, ',' ORDER BY key) FROM idempotency_keys");
+        Assert.Equal("free,free-first,taken", await command.ExecuteScalarAsync());
     }
 }
