@@ -186,12 +186,10 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
     private async Task CompleteAsync(JobConfig job, JobRunRow run, JobOutcome outcome, CancellationToken ct)
     {
         var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
-        await using var tx = await store.BeginAsync(ct);
-        if (!await queue.CompleteAsync(tx, run, outcome.Status, now, outcome.Pid, outcome.ExitCode, outcome.Reason, outcome.MissingDeps, outcome.Stdout, outcome.Stderr, ct))
-        {
-            log.LogWarning("Job run {Run} finished here but was taken over meanwhile; its outcome is not recorded twice", run.JobRunId);
-            return;
-        }
+        // Nothing here needs an answer before the commit: on PostgreSQL the outcome, its event and the message to the
+        // partitions are one round trip (group-committed), fenced by the claim's version.
+        await using var tx = await store.BeginTurnAsync(ct);
+        JobRunQueue.Complete(tx, run, outcome.Status, now, outcome.Pid, outcome.ExitCode, outcome.Reason, outcome.MissingDeps, outcome.Stdout, outcome.Stderr);
         var refs = run.Partitions.Select(p => new PartitionRef { Str = p }).ToList();
         var duration = (ulong)Math.Max(0, now - (run.StartedAt ?? now));
         var e = outcome.Status switch
@@ -206,7 +204,15 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
         store.Events.AppendDeferred(tx, [e]);
         foreach (var partition in run.Partitions)
             silo.SendMessage(tx, new GrainId(PartitionGrain.TypeName, partition), GrainMessages.RunDone + run.JobRunId);
-        await tx.CommitAsync(ct);
+        try
+        {
+            await tx.CommitAsync(ct);
+        }
+        catch (StaleJobRunClaimException)
+        {
+            log.LogWarning("Job run {Run} finished here but was taken over meanwhile; its outcome is not recorded twice", run.JobRunId);
+            return;
+        }
         log.LogInformation("Job run {Run} ({Job}) {Status}{Reason}", run.JobRunId, job.Label, outcome.Status, outcome.Reason is null ? "" : $": {outcome.Reason}");
     }
 }

@@ -211,18 +211,17 @@ public sealed class JobRunQueue(IDataStore store)
         return renewed;
     }
 
-    /// <summary>Records a run's outcome, fenced by the claim's version. False if another claim superseded this one.</summary>
-    public async Task<bool> CompleteAsync(StoreTransaction tx, JobRunRow run, string status, long now, int? pid, int? exitCode, string? reason,
-        IReadOnlyList<string> missingDeps, string stdout, string stderr, CancellationToken ct)
-    {
-        await tx.FlushAsync(ct);
-        await using var command = tx.Command("""
+    /// <summary>
+    /// Records a run's outcome, fenced by the claim's version, deferred to the commit: the commit fails with
+    /// <see cref="StaleJobRunClaimException"/> if another claim superseded this one (and then records nothing).
+    /// </summary>
+    public static void Complete(StoreTransaction tx, JobRunRow run, string status, long now, int? pid, int? exitCode, string? reason,
+        IReadOnlyList<string> missingDeps, string stdout, string stderr) =>
+        tx.DeferExpecting(1, () => new StaleJobRunClaimException(run.JobRunId), """
             UPDATE job_runs SET status = $3, finished_at = $4, pid = $5, exit_code = $6, reason = $7, missing_deps = $8, stdout = $9, stderr = $10,
                    lease_owner = NULL, lease_until = NULL, version = version + 1
              WHERE job_run_id = $1 AND version = $2 AND status = 'running'
             """, run.JobRunId, run.Version, status, now, pid, exitCode, reason, JsonSerializer.Serialize(missingDeps), stdout, stderr);
-        return await command.ExecuteNonQueryAsync(ct) == 1;
-    }
 
     public async Task<JobRunRow?> GetAsync(string runId, CancellationToken ct)
     {
@@ -241,3 +240,6 @@ public sealed class JobRunQueue(IDataStore store)
             r.IsDBNull(12) ? null : Convert.ToInt32(r.GetValue(12)), S(13), S(14) is { } m ? JsonSerializer.Deserialize<List<string>>(m)! : []);
     }
 }
+
+/// <summary>A run's claim was superseded (its lease ran out and another silo took it) before this outcome could be recorded.</summary>
+public sealed class StaleJobRunClaimException(string runId) : Exception($"Job run {runId} was claimed again before its outcome was recorded.");
