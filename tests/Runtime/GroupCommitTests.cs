@@ -22,16 +22,21 @@ public sealed class GroupCommitTests(PostgresDatabase database) : IClassFixture<
         tx.DeferExpecting(1, () => new KeyTakenException(),
             "INSERT INTO idempotency_keys (key, want_id, request_hash, created_at) VALUES ($1, $2, '', 0) ON CONFLICT (key) DO NOTHING", key, wantId);
 
+    /// <summary>A fresh store in which the idempotency key "taken" is already claimed.</summary>
+    private async Task<IDataStore> StoreWithTakenKeyAsync()
+    {
+        var store = DataStore.Open(StoreLocation.Parse($"postgres:{await database.CreateAnotherAsync()}"));
+        await store.MigrateAsync();
+        await using var setup = await store.BeginTurnAsync();
+        ClaimKey(setup, "taken", "earlier");
+        await setup.CommitAsync();
+        return store;
+    }
+
     [Fact]
     public async Task Turns_committed_at_once_share_transactions_and_a_failing_turn_fails_alone_with_its_own_error()
     {
-        await using var store = DataStore.Open(StoreLocation.Parse($"postgres:{await database.CreateAnotherAsync()}"));
-        await store.MigrateAsync();
-        await using (var setup = await store.BeginTurnAsync())
-        {
-            ClaimKey(setup, "taken", "earlier");
-            await setup.CommitAsync();
-        }
+        await using var store = await StoreWithTakenKeyAsync();
 
         async Task<Exception?> Turn(int i)
         {
@@ -85,13 +90,7 @@ public sealed class GroupCommitTests(PostgresDatabase database) : IClassFixture<
     [Fact]
     public async Task An_explicit_transaction_whose_last_batch_fails_a_check_commits_nothing_and_the_next_one_commits_everything()
     {
-        await using var store = DataStore.Open(StoreLocation.Parse($"postgres:{await database.CreateAnotherAsync()}"));
-        await store.MigrateAsync();
-        await using (var setup = await store.BeginTurnAsync())
-        {
-            ClaimKey(setup, "taken", "earlier");
-            await setup.CommitAsync();
-        }
+        await using var store = await StoreWithTakenKeyAsync();
 
         async Task<Exception?> CommitAsync(string key)
         {
