@@ -66,21 +66,10 @@ internal static class IngestBenchmarks
     }
 
     private static readonly TimeSpan WarmupRound = TimeSpan.FromSeconds(2);
-    private static readonly TimeSpan MaxWarmup = TimeSpan.FromSeconds(60);
-    // Methods compiled in one warm-up round below which the JIT counts as settled (it was 1,000 a round at first).
-    private const int SettledCompilations = 50;
 
     private static async Task<double> IngestAsync(HttpClient http, int clients, TimeSpan duration, string prefix)
     {
-        // Warm up first (unmeasured), as a long-running server is: until the JIT has tiered up the hot code. On two
-        // saturated cores that takes 20-30 s, and while it lasts the JIT's own thread takes a fifth of the CPU.
-        var warmup = Stopwatch.StartNew();
-        for (var round = 0; warmup.Elapsed < MaxWarmup; round++)
-        {
-            var compiled = System.Runtime.JitInfo.GetCompiledMethodCount();
-            await CreateForAsync(http, clients, WarmupRound, $"{prefix}-warmup{round}");
-            if (System.Runtime.JitInfo.GetCompiledMethodCount() - compiled < SettledCompilations) break;
-        }
+        await Warmup.UntilJitSettledAsync(round => CreateForAsync(http, clients, WarmupRound, $"{prefix}-warmup{round}"));
         return await CreateForAsync(http, clients, duration, prefix);
     }
 

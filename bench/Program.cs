@@ -8,6 +8,7 @@ var quick = args.Contains("--quick");
 var secondsAt = Array.IndexOf(args, "--seconds");
 var duration = TimeSpan.FromSeconds(secondsAt >= 0 && secondsAt + 1 < args.Length ? int.Parse(args[secondsAt + 1], System.Globalization.CultureInfo.InvariantCulture) : quick ? 1 : 10);
 var clients = quick ? 4 : 16;
+if (quick) Warmup.Max = TimeSpan.Zero;
 // --only NAME[,NAME] runs some groups: grains, ingest, reconciliation (for profiling one path).
 var onlyAt = Array.IndexOf(args, "--only");
 var only = onlyAt >= 0 && onlyAt + 1 < args.Length ? args[onlyAt + 1].Split(',') : null;

@@ -77,15 +77,10 @@ internal static class ReconciliationBenchmarks
     /// <summary>Dispatch latency percentiles over <paramref name="samples"/> and the chain's time per hop; partition names get <paramref name="tag"/>.</summary>
     public static async Task<Measurement> MeasureAsync(HttpClient http, string data, int samples, int hops, string tag)
     {
-        // Warm up first (unmeasured), until the JIT has tiered up the path: it takes the better part of a minute on
-        // two cores, and while it runs its thread takes a sixth of the CPU.
-        var warmup = Stopwatch.StartNew();
-        for (var round = 0; warmup.Elapsed < MaxWarmup; round++)
+        await Warmup.UntilJitSettledAsync(async round =>
         {
-            var compiled = System.Runtime.JitInfo.GetCompiledMethodCount();
             for (var i = 0; i < WarmupRound; i++) await DispatchSampleAsync(http, data, $"{tag}warmup{round}-{i}");
-            if (System.Runtime.JitInfo.GetCompiledMethodCount() - compiled < SettledCompilations) break;
-        }
+        });
         var latencies = new List<double>();
         for (var i = 0; i < samples; i++) latencies.Add(await DispatchSampleAsync(http, data, $"{tag}{i}"));
         latencies.Sort();
@@ -100,8 +95,6 @@ internal static class ReconciliationBenchmarks
     }
 
     private const int WarmupRound = 25;
-    private static readonly TimeSpan MaxWarmup = TimeSpan.FromSeconds(60);
-    private const int SettledCompilations = 50;
     // How often the harness looks at the silo's state outside the measured window: often enough not to idle, rarely
     // enough that its own requests do not load the two cores the measured path runs on.
     private static readonly TimeSpan SetupPoll = TimeSpan.FromMilliseconds(5);
