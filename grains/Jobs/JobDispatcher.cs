@@ -95,8 +95,7 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
                     {
                         var free = FreeSlots;
                         if (free <= 0) break;
-                        var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
-                        foreach (var run in await queue.ClaimAsync(job, _siloId, free, now, (long)options.Lease.TotalMilliseconds, stopping))
+                        foreach (var run in await queue.ClaimAsync(job, _siloId, free, clock, (long)options.Lease.TotalMilliseconds, stopping))
                             Start(job, run, stopping);
                     }
                 }

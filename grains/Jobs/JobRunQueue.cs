@@ -148,8 +148,9 @@ public sealed class JobRunQueue(IDataStore store)
     /// the job's running count across the cluster exceed max_concurrency. Runs whose lease ran out (their
     /// silo died) are claimed again, as a new attempt of the same run.
     /// </summary>
-    public async Task<IReadOnlyList<JobRunRow>> ClaimAsync(JobConfig job, string siloId, int slots, long now, long leaseMs, CancellationToken ct)
+    public async Task<IReadOnlyList<JobRunRow>> ClaimAsync(JobConfig job, string siloId, int slots, TimeProvider clock, long leaseMs, CancellationToken ct)
     {
+        var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
         await using var tx = await store.BeginAsync(ct);
         var postgres = tx.IsPostgres();
         const string countRunning = "SELECT COUNT(*) FROM job_runs WHERE job_label = $1 AND status = 'running' AND lease_until >= $2";
@@ -167,8 +168,11 @@ public sealed class JobRunQueue(IDataStore store)
         }
         var room = (int)Math.Min(slots, job.MaxConcurrency - running);
         if (room <= 0) return [];
+        // Read again after the count: the count may have seen a run that finished while this claim waited for it,
+        // and a run must not look as if it started before the run whose slot it takes had finished.
+        var startedAt = Math.Max(now, clock.GetUtcNow().ToUnixTimeMilliseconds());
         var sql = $"""
-            UPDATE job_runs SET status = 'running', lease_owner = $2, lease_until = $3, attempt = attempt + 1, started_at = $4, version = version + 1
+            UPDATE job_runs SET status = 'running', lease_owner = $2, lease_until = $3, attempt = attempt + 1, started_at = $6, version = version + 1
              WHERE job_run_id IN (
                    SELECT job_run_id FROM job_runs
                     WHERE job_label = $1 AND (status = 'queued' OR (status = 'running' AND lease_until < $4))
@@ -177,7 +181,7 @@ public sealed class JobRunQueue(IDataStore store)
             RETURNING {Columns}
             """;
         var claimed = new List<JobRunRow>();
-        await using (var claim = tx.Command(sql, job.Label, siloId, now + leaseMs, now, room))
+        await using (var claim = tx.Command(sql, job.Label, siloId, startedAt + leaseMs, now, room, startedAt))
         await using (var reader = await claim.ExecuteReaderAsync(ct))
         {
             while (await reader.ReadAsync(ct)) claimed.Add(Read(reader));

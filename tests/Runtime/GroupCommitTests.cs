@@ -118,4 +118,36 @@ public sealed class GroupCommitTests(PostgresDatabase database) : IClassFixture<
         await using var command = Sql.Command(connection, null, "SELECT string_agg(key, ',' ORDER BY key) FROM idempotency_keys");
         Assert.Equal("free,free-first,taken", await command.ExecuteScalarAsync());
     }
+
+    /// <summary>
+    /// Regression: a turn that lost an idempotency key to a turn of its own group was told so before the winner's
+    /// group had committed, so the API could not read the winner back and answered 500.
+    /// </summary>
+    [Fact]
+    public async Task A_turn_told_its_key_is_taken_can_already_read_the_turn_that_took_it()
+    {
+        await using var store = await StoreWithTakenKeyAsync();
+
+        async Task<bool> ClaimAsync(int i)
+        {
+            try
+            {
+                await using var tx = await store.BeginTurnAsync();
+                store.Events.AppendDeferred(tx, [WantCreate($"w{i}", $"p/{i}")]);
+                ClaimKey(tx, "shared", $"w{i}");
+                await tx.CommitAsync();
+                return true;
+            }
+            catch (KeyTakenException)
+            {
+                await using var connection = await store.OpenConnectionAsync();
+                await using var read = Sql.Command(connection, null, "SELECT want_id FROM idempotency_keys WHERE key = 'shared'");
+                Assert.NotNull(await read.ExecuteScalarAsync());
+                return false;
+            }
+        }
+
+        var won = await Task.WhenAll(Enumerable.Range(0, Turns).Select(ClaimAsync));
+        Assert.Equal(1, won.Count(w => w));
+    }
 }

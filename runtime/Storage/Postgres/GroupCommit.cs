@@ -11,8 +11,10 @@ namespace DataBuild.Runtime.Storage.Postgres;
 /// <para>
 /// Each turn is still all or nothing. When a statement of the group fails (a fence that finds a moved version,
 /// a taken idempotency key, a constraint), the server names it (the check's tag or the failing batch command);
-/// its turn fails with that error and the others are sent again without it, in a new transaction. An error that
-/// names no statement (the connection broke) fails every turn of the group, as it would have failed each alone.
+/// the others are sent again without its turn, in a new transaction, and then its turn is sent again on its own:
+/// it may have failed only because of a turn before it in the same group, and a turn must never learn that a key
+/// is taken before the turn that took it has committed. Alone, its failure is its own. An error that names no
+/// statement (the connection broke) fails every turn of the group, as it would have failed each alone.
 /// </para>
 /// <para>
 /// Event positions are numbered per turn from 0; in a group each turn's are shifted past those of the turns
@@ -96,6 +98,23 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
 
     private async Task SendAsync(List<Member> group)
     {
+        var later = new List<Member>();
+        try
+        {
+            await SendWithoutCulpritsAsync(group, later);
+        }
+        catch (Exception e)
+        {
+            foreach (var member in group) member.Done.TrySetException(e);
+        }
+        // A turn that failed in company may have failed because of a turn before it in the same group (the same
+        // idempotency key, the same row): it is decided again after them, against what they committed. Alone,
+        // its outcome is its own. Each round takes at least one turn out, so this ends.
+        if (later.Count > 0) await SendAsync(later);
+    }
+
+    private async Task SendWithoutCulpritsAsync(List<Member> group, List<Member> later)
+    {
         while (true)
         {
             // A turn abandoned before its group left (its silo is stopping) is not committed.
@@ -115,9 +134,8 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
             }
             catch (PostgresException e) when (group.Count > 1 && Culprit(e, batch, owners) is { } culprit)
             {
-                // Only the failing turn fails; the rest go again, without it.
-                var member = group[culprit];
-                member.Done.TrySetException(StoreTransaction.CheckFailure(e, statements) ?? e);
+                // The rest go again without the failing turn, which is tried again after them.
+                later.Add(group[culprit]);
                 group.RemoveAt(culprit);
                 continue;
             }
