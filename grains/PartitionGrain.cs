@@ -139,9 +139,13 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
         State.JobRunId = null;
         // The run is queued in this turn's transaction; with batching the queue decides which run it is. With a
         // free slot here it may be claimed in the same transaction and started the moment the turn commits.
+        // After a refused hand-off the turn runs again and queues the run; the dispatcher then stops trying hand-offs
+        // of this job for a moment, so a backlog is not refused once per partition.
+        if (IsRetryAfterRefusal) dispatcher.HandOffRefused(job.Label);
+        var handOff = !IsRetryAfterRefusal;
         EnlistWrite(async (tx, ct) =>
         {
-            var slot = dispatcher.TryReserveSlot();
+            var slot = handOff ? dispatcher.TryReserveSlot(job.Label) : null;
             if (slot is not null) tx.OnAbandoned(slot.Release);
             var queued = await queue.EnqueueAsync(tx, job, partition, sla, dataTimestamp, now, ct, slot is null ? null : dispatcher.ClaimOnQueue);
             state.JobRunId = queued.RunId;

@@ -44,13 +44,21 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
     /// Holds a slot for a run a partition's turn may claim as it queues it (<see cref="ClaimOnQueue"/>); null when
     /// every slot is busy. The slot is used by <see cref="JobSlot.Start"/> after the turn commits, or given back.
     /// </summary>
-    public JobSlot? TryReserveSlot()
+    public JobSlot? TryReserveSlot(string jobLabel)
     {
         if (_stopping?.Value is not { IsCancellationRequested: false } stopping) return null; // not dispatching (yet, or any more)
+        if (_refusedAt.TryGetValue(jobLabel, out var refusedAt) && Environment.TickCount64 - refusedAt < RefusalPauseMs) return null;
         if (Interlocked.Increment(ref _reserved) + _running.Count <= options.Slots) return new JobSlot(this, stopping);
         Interlocked.Decrement(ref _reserved);
         return null;
     }
+
+    // After a hand-off of a job was refused (no room, or runs waiting), the job's next runs are queued without
+    // trying for a second: under a backlog, each would be refused and run its turn twice.
+    private const long RefusalPauseMs = 1_000;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _refusedAt = new(StringComparer.Ordinal);
+
+    public void HandOffRefused(string jobLabel) => _refusedAt[jobLabel] = Environment.TickCount64;
 
     /// <summary>What a partition's turn passes to the queue so that a run it queues may start on this silo at once.</summary>
     public ClaimOnQueue ClaimOnQueue => new(_siloId, (long)options.Lease.TotalMilliseconds);

@@ -37,16 +37,25 @@ public sealed class JobRunQueue(IDataStore store)
     public async Task<QueuedRun> EnqueueAsync(StoreTransaction tx, JobConfig job, string partitionRef, long? slaDeadline, long dataTimestamp, long now,
         CancellationToken ct, ClaimOnQueue? claim = null)
     {
-        if (claim is not null && job.MaxBatch == 1 && await MayClaimNowAsync(tx, job, now, ct))
+        if (claim is not null && job.MaxBatch == 1)
         {
-            var run = new JobRunRow(Guid.NewGuid().ToString(), job.Label, JobRunStatus.Running, [partitionRef], 1, slaDeadline, dataTimestamp,
-                now, now, null, 1, claim.SiloId, null, null, []);
-            tx.Defer("""
-                INSERT INTO job_runs (job_run_id, job_label, status, partitions, ref_count, sla_deadline, data_timestamp, attempt, created_at,
-                                      started_at, lease_owner, lease_until, version)
-                VALUES ($1, $2, 'running', $3, 1, $4, $5, 1, $6, $6, $7, $8, 1)
-                """, run.JobRunId, job.Label, JsonSerializer.Serialize(run.Partitions), slaDeadline, dataTimestamp, now, claim.SiloId, now + claim.LeaseMs);
-            return new QueuedRun(run.JobRunId, run);
+            // PostgreSQL: optimistic. The run is written as claimed and the commit's own batch checks, after the
+            // turn's other writes, that it may start (HandOffRefusedException: the turn runs again and queues).
+            // SQLite, whose one writer holds the whole file, asks first.
+            if (tx.IsPostgres())
+                tx.DeferCheck(() => new HandOffRefusedException(job.Label), "SELECT databuild_hand_off_check($1, $2, $3, $4, $5)",
+                    AdvisoryLockKey.For($"job:{job.Label}"), job.Label, (long)job.MaxConcurrency, now);
+            if (tx.IsPostgres() || await SqliteMayClaimNowAsync(tx, job, now, ct))
+            {
+                var run = new JobRunRow(Guid.NewGuid().ToString(), job.Label, JobRunStatus.Running, [partitionRef], 1, slaDeadline, dataTimestamp,
+                    now, now, null, 1, claim.SiloId, null, null, []);
+                tx.Defer("""
+                    INSERT INTO job_runs (job_run_id, job_label, status, partitions, ref_count, sla_deadline, data_timestamp, attempt, created_at,
+                                          started_at, lease_owner, lease_until, version)
+                    VALUES ($1, $2, 'running', $3, 1, $4, $5, 1, $6, $6, $7, $8, 1)
+                    """, run.JobRunId, job.Label, JsonSerializer.Serialize(run.Partitions), slaDeadline, dataTimestamp, now, claim.SiloId, now + claim.LeaseMs);
+                return new QueuedRun(run.JobRunId, run);
+            }
         }
         await tx.FlushAsync(ct); // the turn's fence and earlier writes go first
         var lockClause = tx.IsPostgres() ? " FOR UPDATE SKIP LOCKED" : "";
@@ -81,25 +90,20 @@ public sealed class JobRunQueue(IDataStore store)
     }
 
     /// <summary>
-    /// True when a run of <paramref name="job"/> may start now without jumping the queue: the job's claim lock is
-    /// free (it is then held to the commit, as a claim holds it), no run of the job waits, and it has room under max_concurrency.
+    /// SQLite: true when a run of <paramref name="job"/> may start now without jumping the queue: no run of the job
+    /// waits, and it has room under max_concurrency (the file's one writer serialises this with every claim).
+    /// PostgreSQL makes the same check on the server, in the commit (007_hand_off_check.sql).
     /// </summary>
-    private static async Task<bool> MayClaimNowAsync(StoreTransaction tx, JobConfig job, long now, CancellationToken ct)
+    private static async Task<bool> SqliteMayClaimNowAsync(StoreTransaction tx, JobConfig job, long now, CancellationToken ct)
     {
-        const string counts = """
+        await tx.FlushAsync(ct);
+        await using var command = tx.Command("""
             SELECT COUNT(*) FILTER (WHERE status = 'running' AND lease_until >= $2),
                    COUNT(*) FILTER (WHERE status = 'queued' OR (status = 'running' AND lease_until < $2))
               FROM job_runs WHERE job_label = $1 AND status IN ('queued', 'running')
-            """;
-        async Task<bool> Room(DbDataReader r) => await r.ReadAsync(ct) && r.GetInt64(0) < job.MaxConcurrency && r.GetInt64(1) == 0;
-        if (!tx.IsPostgres())
-        {
-            await tx.FlushAsync(ct);
-            await using var command = tx.Command(counts, job.Label, now);
-            await using var reader = await command.ExecuteReaderAsync(ct);
-            return await Room(reader);
-        }
-        return await tx.TryLockThenQueryAsync(AdvisoryLockKey.For($"job:{job.Label}"), Room, ct, counts, job.Label, now) is true;
+            """, job.Label, now);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct) && reader.GetInt64(0) < job.MaxConcurrency && reader.GetInt64(1) == 0;
     }
 
     /// <summary>
@@ -247,3 +251,7 @@ public sealed class JobRunQueue(IDataStore store)
 
 /// <summary>A run's claim was superseded (its lease ran out and another silo took it) before this outcome could be recorded.</summary>
 public sealed class StaleJobRunClaimException(string runId) : Exception($"Job run {runId} was claimed again before its outcome was recorded.");
+
+/// <summary>An optimistic hand-off was refused at the commit: the job had no room, something of it waited, or another claim held its lock.</summary>
+public sealed class HandOffRefusedException(string jobLabel)
+    : DataBuild.Runtime.Hosting.TurnRefusedException($"Job {jobLabel} could not start a run at once; the run is queued instead.");

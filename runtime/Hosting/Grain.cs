@@ -25,6 +25,9 @@ public abstract class Grain
 
     public virtual Task OnDeactivateAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
+    /// <summary>This turn runs again because the previous run's commit was refused (<see cref="TurnRefusedException"/>).</summary>
+    protected bool IsRetryAfterRefusal => Turn.AfterRefusal;
+
     private TurnContext Turn => Activation.CurrentTurn
         ?? throw new InvalidOperationException($"Grain {GrainId}: state, events and reminders can only be written during a turn.");
 

@@ -50,13 +50,13 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
 
     public void Exit() => _turnGate.Release();
 
-    public async Task<T> RunTurnAsync<T>(Func<Task<T>> body, ReminderDelivery? delivery, CancellationToken cancellationToken)
+    public async Task<T> RunTurnAsync<T>(Func<Task<T>> body, ReminderDelivery? delivery, CancellationToken cancellationToken, bool afterRefusal = false)
     {
         await _turnGate.WaitAsync(cancellationToken);
         try
         {
             if (IsDefunct) throw new ActivationDefunctException();
-            var turn = new TurnContext { Delivery = delivery };
+            var turn = new TurnContext { Delivery = delivery, AfterRefusal = afterRefusal };
             CurrentTurn = turn;
             var callerChain = CallChain.Current;
             CallChain.Current = callerChain.Add(Id);

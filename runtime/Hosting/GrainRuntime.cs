@@ -56,28 +56,34 @@ internal sealed class GrainRuntime : IGrainFactory
         (Grain)ActivatorUtilities.CreateInstance(_services, Types.ClassOf(id.Type));
 
     /// <summary>
-    /// One call into a grain: refuses call cycles, activates on demand, and retries once on a fresh activation
-    /// when the stored state moved under the old one.
+    /// One call into a grain: refuses call cycles, activates on demand, retries once on a fresh activation
+    /// when the stored state moved under the old one, and once at once when the commit was refused by an
+    /// optimistic check (<see cref="TurnRefusedException"/>).
     /// </summary>
     public async Task<T> InvokeAsync<T>(GrainId id, Func<Grain, Task<T>> call, ReminderDelivery? delivery = null, bool assumeNew = false)
     {
         var chain = CallChain.Current;
         if (chain.Contains(id)) throw new GrainCallCycleException(chain, id);
+        var refused = false;
         for (var attempt = 0; ; attempt++)
         {
             // Only the first attempt may assume a new grain: a retry follows a conflict, so something is stored.
             var activation = await Catalog.GetOrActivateAsync(id, assumeNew && attempt == 0, Killed);
             // After a conflict, the retry locks: two silos' activations then take turns instead of failing again.
-            if (attempt > 0) activation.LockEachTurn = true;
+            if (attempt > (refused ? 1 : 0)) activation.LockEachTurn = true;
             try
             {
-                return await activation.RunTurnAsync(() => call(activation.Instance), delivery, Killed);
+                return await activation.RunTurnAsync(() => call(activation.Instance), delivery, Killed, afterRefusal: refused);
+            }
+            catch (TurnRefusedException) when (!refused)
+            {
+                refused = true; // the same activation: its state was restored to the last commit
             }
             catch (ActivationDefunctException)
             {
                 // collected or dropped between lookup and turn: look it up again
             }
-            catch (InconsistentStateException e) when (attempt == 0 && e.Grain == id)
+            catch (InconsistentStateException e) when (attempt == (refused ? 1 : 0) && e.Grain == id)
             {
                 Log.LogInconsistentState(e.Grain, e.Message);
                 Catalog.Drop(activation);

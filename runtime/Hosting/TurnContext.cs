@@ -21,6 +21,7 @@ internal sealed class TurnContext
     public List<Func<StoreTransaction, CancellationToken, Task>> Writes { get; } = [];
     public List<Action> AfterCommit { get; } = [];
     public ReminderDelivery? Delivery { get; init; }
+    public bool AfterRefusal { get; init; }
 
     public bool HasWrites =>
         StateWrite != StateWrite.None || Events.Count > 0 || ReminderChanges.Count > 0 || Writes.Count > 0 || Delivery is not null;

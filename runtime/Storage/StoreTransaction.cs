@@ -102,7 +102,7 @@ public sealed class StoreTransaction : IAsyncDisposable
     /// PostgreSQL: a deferred call of a function that raises SQLSTATE DB001 with the tag it is given as its last
     /// argument (appended here) when its condition fails; the transaction then fails with <paramref name="failure"/>'s exception.
     /// </summary>
-    internal void DeferCheck(Func<Exception> failure, string sql, params object?[] args) =>
+    public void DeferCheck(Func<Exception> failure, string sql, params object?[] args) =>
         _deferred.Add(new DeferredWrite(sql, args, -1, failure, null));
 
     /// <summary>PostgreSQL: a deferred write whose argument <paramref name="positionsArg"/> holds event positions within the transaction.</summary>
@@ -197,21 +197,7 @@ public sealed class StoreTransaction : IAsyncDisposable
     /// query <paramref name="sql"/>, in one round trip with the deferred writes before them. The query is its own
     /// statement, so its snapshot is taken after the lock is granted and it sees the previous holder's commit.
     /// </summary>
-    public async Task<T> LockThenQueryAsync<T>(long lockKey, Func<DbDataReader, Task<T>> read, CancellationToken cancellationToken, string sql, params object?[] args) =>
-        (await LockedQueryAsync(wait: true, lockKey, read, cancellationToken, sql, args)).Value;
-
-    /// <summary>
-    /// As <see cref="LockThenQueryAsync"/>, but without waiting for the lock: null when another transaction holds it
-    /// (the query then runs too, but its answer is not used).
-    /// </summary>
-    public async Task<T?> TryLockThenQueryAsync<T>(long lockKey, Func<DbDataReader, Task<T>> read, CancellationToken cancellationToken, string sql, params object?[] args)
-        where T : struct =>
-        await LockedQueryAsync(wait: false, lockKey, read, cancellationToken, sql, args) is (true, var value) ? value : null;
-
-    private const string LockColumn = "databuild_lock";
-
-    private async Task<(bool Granted, T Value)> LockedQueryAsync<T>(bool wait, long lockKey, Func<DbDataReader, Task<T>> read, CancellationToken cancellationToken,
-        string sql, object?[] args)
+    public async Task<T> LockThenQueryAsync<T>(long lockKey, Func<DbDataReader, Task<T>> read, CancellationToken cancellationToken, string sql, params object?[] args)
     {
         await OpenAsync(cancellationToken);
         _ = Transaction; // the lock is held to the commit of an explicit transaction
@@ -219,23 +205,24 @@ public sealed class StoreTransaction : IAsyncDisposable
         var statements = _deferred.ToList();
         _deferred.Clear();
         await using var batch = DeferredBatch((NpgsqlConnection)Connection, (NpgsqlTransaction?)_transaction, statements);
-        batch.BatchCommands.Add(BatchCommand($"SELECT {(wait ? "pg_advisory_xact_lock($1)::text" : "pg_try_advisory_xact_lock($1)")} AS {LockColumn}", [lockKey]));
+        batch.BatchCommands.Add(BatchCommand($"SELECT pg_advisory_xact_lock($1)::text AS {LockColumn}", [lockKey]));
         batch.BatchCommands.Add(BatchCommand(sql, args));
         try
         {
             await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
-            // The deferred checks before the lock return result sets of their own: skip to the lock's.
+            // The deferred checks before the lock return result sets of their own: skip past the lock's.
             while (reader.FieldCount != 1 || reader.GetName(0) != LockColumn)
                 if (!await reader.NextResultAsync(cancellationToken)) throw new InvalidOperationException("The lock's result is missing from the batch.");
-            var granted = wait || (await reader.ReadAsync(cancellationToken) && reader.GetBoolean(0));
             await reader.NextResultAsync(cancellationToken);
-            return granted ? (true, await read(reader)) : (false, default!);
+            return await read(reader);
         }
         catch (PostgresException e) when (CheckFailure(e, statements) is { } failure)
         {
             throw failure;
         }
     }
+
+    private const string LockColumn = "databuild_lock";
 
     private async Task SendOneByOneAsync(List<DeferredWrite> statements, CancellationToken cancellationToken)
     {

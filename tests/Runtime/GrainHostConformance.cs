@@ -106,6 +106,15 @@ public abstract class GrainHostConformance : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_refused_turn_runs_again_at_once_from_the_last_committed_state_knowing_it_was_refused()
+    {
+        var counter = Grains.GetGrain<ICounterGrain>("refused");
+        await counter.Increment();
+        Assert.Equal(2, await counter.IncrementRefusedOnce()); // not 102: nothing of the refused run survives
+        Assert.Equal(2, (await Silo.Store.GrainStates.ReadAsync(null, new GrainId("counter", "refused"), false))!.Version);
+    }
+
+    [Fact]
     public async Task A_call_cycle_fails_fast_with_the_chain_in_the_message()
     {
         var a = Grains.GetGrain<ICycleGrain>("a");

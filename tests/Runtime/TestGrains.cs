@@ -10,6 +10,8 @@ public interface ICounterGrain : IGrainWithStringKey
     Task<long> Get();
     /// <summary>Writes state, appends an event and sets a reminder, then throws.</summary>
     Task IncrementThenFail();
+    /// <summary>Increments; on a first run (not a retry after a refusal) also adds 100 and has its commit refused.</summary>
+    Task<long> IncrementRefusedOnce();
 }
 
 public sealed class CounterState
@@ -28,6 +30,19 @@ public sealed class CounterGrain(Deactivations deactivations) : Grain<CounterSta
     }
 
     public Task<long> Get() => Task.FromResult(State.Count);
+
+    public async Task<long> IncrementRefusedOnce()
+    {
+        State.Count++;
+        if (!IsRetryAfterRefusal)
+        {
+            State.Count += 100;
+            await WriteStateAsync();
+            throw new TurnRefusedException("refused, as an optimistic check at the commit would refuse it");
+        }
+        await WriteStateAsync();
+        return State.Count;
+    }
 
     public async Task IncrementThenFail()
     {
