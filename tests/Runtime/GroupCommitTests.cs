@@ -1,4 +1,5 @@
 using DataBuild.Protos;
+using DataBuild.Runtime.Hosting;
 using DataBuild.Runtime.Storage;
 using DataBuild.Tests.Infrastructure;
 using Npgsql;
@@ -149,5 +150,36 @@ public sealed class GroupCommitTests(PostgresDatabase database) : IClassFixture<
 
         var won = await Task.WhenAll(Enumerable.Range(0, Turns).Select(ClaimAsync));
         Assert.Equal(1, won.Count(w => w));
+    }
+
+    /// <summary>
+    /// Regression (found in review): a grouped turn whose fence waited for a grain's turn lock held by another silo's
+    /// locked turn held up every turn of its group with it, and a wait through that silo's grain calls could deadlock.
+    /// </summary>
+    [Fact]
+    public async Task A_turn_waiting_for_a_grain_lock_held_elsewhere_does_not_hold_up_the_rest_of_its_group()
+    {
+        await using var store = await StoreWithTakenKeyAsync();
+        var contended = new GrainId("counter", "held-elsewhere");
+        // Another silo's locked turn on the grain: it holds the grain's turn lock until it ends.
+        var elsewhere = await store.BeginAsync();
+        await store.GrainStates.ReadAsync(elsewhere, contended, forUpdate: true);
+
+        async Task Turn(int i)
+        {
+            await using var tx = await store.BeginTurnAsync();
+            if (i == 0) GrainStateTable.Fence(tx, contended, 0);
+            store.Events.AppendDeferred(tx, [WantCreate($"w{i}", $"p/{i}")]);
+            ClaimKey(tx, $"k{i}", $"w{i}");
+            await tx.CommitAsync();
+        }
+
+        var turns = Enumerable.Range(0, Turns).Select(Turn).ToList();
+        await Task.WhenAll(turns.Skip(1)).WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.False(turns[0].IsCompleted, "the fenced turn waits for the lock");
+
+        await elsewhere.DisposeAsync(); // the other silo's turn ends
+        await turns[0].WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal(Turns, (await store.Events.ListAsync(new EventFilter { Limit = 1000 })).Events.Count);
     }
 }

@@ -30,6 +30,9 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
     private const int MaxEventsPerGroup = 1 << 15;
     private const int MaxStatementsPerGroup = 2_000;
 
+    // Transaction-local: it ends with the group's implicit transaction.
+    private const string GroupLockTimeout = "SELECT set_config('lock_timeout', '50ms', true)";
+
     private readonly Lock _gate = new();
     private readonly Queue<Member> _queue = new();
     private int _inFlight;
@@ -128,11 +131,18 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
             var (statements, owners) = Combine(group);
             await using var connection = await dataSource.OpenConnectionAsync(CancellationToken.None);
             await using var batch = StoreTransaction.DeferredBatch(connection, null, statements);
+            // In company, a turn must not wait for a lock (a grain's turn lock held by another silo's locked turn, a
+            // row another group is writing): the turns before it in the batch would wait with it, holding their own
+            // locks and an event-log transaction id, and a wait that runs through another silo's grain call is a
+            // deadlock PostgreSQL cannot see. It fails fast instead (55P03, naming its statement) and is sent again
+            // alone after the rest, where it may wait like any single turn.
+            var prefixed = group.Count > 1;
+            if (prefixed) batch.BatchCommands.Insert(0, new NpgsqlBatchCommand(GroupLockTimeout));
             try
             {
                 await batch.ExecuteNonQueryAsync(CancellationToken.None);
             }
-            catch (PostgresException e) when (group.Count > 1 && Culprit(e, batch, owners) is { } culprit)
+            catch (PostgresException e) when (group.Count > 1 && Culprit(e, batch, prefixed ? 1 : 0, owners) is { } culprit)
             {
                 // The rest go again without the failing turn, which is tried again after them.
                 later.Add(group[culprit]);
@@ -150,11 +160,11 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
     }
 
     /// <summary>The index in the group of the turn whose statement failed, if the server says which one did.</summary>
-    private static int? Culprit(PostgresException e, NpgsqlBatch batch, List<int> owners)
+    private static int? Culprit(PostgresException e, NpgsqlBatch batch, int prefix, List<int> owners)
     {
         if (e.SqlState == StoreTransaction.CheckFailedState && int.TryParse(e.Hint, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var tag) && tag >= 0 && tag < owners.Count) return owners[tag];
         // Npgsql names the batch command that raised any other error.
-        var at = e.BatchCommand is { } command ? batch.BatchCommands.IndexOf(command) : -1;
+        var at = e.BatchCommand is { } command ? batch.BatchCommands.IndexOf(command) - prefix : -1;
         return at >= 0 && at < owners.Count ? owners[at] : null;
     }
 
