@@ -56,7 +56,7 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
     // After a hand-off of a job was refused (no room, or runs waiting), the job's next runs are queued without
     // trying for a second: under a backlog, each would be refused and run its turn twice.
     private const long RefusalPauseMs = 1_000;
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _refusedAt = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, long> _refusedAt = new(StringComparer.Ordinal);
 
     public void HandOffRefused(string jobLabel) => _refusedAt[jobLabel] = Environment.TickCount64;
 

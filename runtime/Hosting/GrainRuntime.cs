@@ -70,7 +70,8 @@ internal sealed class GrainRuntime : IGrainFactory
             // Only the first attempt may assume a new grain: a retry follows a conflict, so something is stored.
             var activation = await Catalog.GetOrActivateAsync(id, assumeNew && attempt == 0, Killed);
             // After a conflict, the retry locks: two silos' activations then take turns instead of failing again.
-            if (attempt > (refused ? 1 : 0)) activation.LockEachTurn = true;
+            var afterConflict = attempt > (refused ? 1 : 0);
+            if (afterConflict) activation.LockEachTurn = true;
             try
             {
                 return await activation.RunTurnAsync(() => call(activation.Instance), delivery, Killed, afterRefusal: refused);
@@ -83,7 +84,7 @@ internal sealed class GrainRuntime : IGrainFactory
             {
                 // collected or dropped between lookup and turn: look it up again
             }
-            catch (InconsistentStateException e) when (attempt == (refused ? 1 : 0) && e.Grain == id)
+            catch (InconsistentStateException e) when (!afterConflict && e.Grain == id)
             {
                 Log.LogInconsistentState(e.Grain, e.Message);
                 Catalog.Drop(activation);

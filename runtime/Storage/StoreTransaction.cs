@@ -55,9 +55,19 @@ public sealed class StoreTransaction : IAsyncDisposable
     public DbConnection Connection => _connection
         ?? throw new InvalidOperationException("This turn's transaction has no connection yet; call FlushAsync before a statement that runs at once.");
 
-    private async ValueTask OpenAsync(CancellationToken cancellationToken)
+    /// <summary>Takes a connection if the turn has none yet, and starts the explicit transaction on it.</summary>
+    private async ValueTask BeginExplicitAsync(CancellationToken cancellationToken)
     {
-        if (_connection is null) _connection = await _groupCommit!.OpenConnectionAsync(cancellationToken);
+        _connection ??= await _groupCommit!.OpenConnectionAsync(cancellationToken);
+        _ = Transaction;
+    }
+
+    /// <summary>The deferred writes, handed over to be sent (and no longer held here).</summary>
+    private List<DeferredWrite> TakeDeferred()
+    {
+        var statements = _deferred.ToList();
+        _deferred.Clear();
+        return statements;
     }
 
     /// <summary>
@@ -115,8 +125,7 @@ public sealed class StoreTransaction : IAsyncDisposable
     /// <summary>Sends the deferred writes now, inside the explicit transaction (which this starts if need be).</summary>
     public async Task FlushAsync(CancellationToken cancellationToken = default)
     {
-        await OpenAsync(cancellationToken);
-        _ = Transaction;
+        await BeginExplicitAsync(cancellationToken);
         await SendDeferredAsync(cancellationToken);
     }
 
@@ -129,7 +138,7 @@ public sealed class StoreTransaction : IAsyncDisposable
             _deferred.RemoveRange(0, statements.Count);
             if (statements.Count > 0)
             {
-                if (IsPostgres) await SendBatchAsync(statements, cancellationToken);
+                if (IsPostgres) await SendBatchAsync(statements, commit: false, cancellationToken);
                 else await SendOneByOneAsync(statements, cancellationToken);
             }
             if (_deferred.Count > 0 && _deferred[0].Work is { } work)
@@ -143,9 +152,16 @@ public sealed class StoreTransaction : IAsyncDisposable
         }
     }
 
-    private async Task SendBatchAsync(List<DeferredWrite> statements, CancellationToken cancellationToken)
+    /// <summary>
+    /// The statements as one batch in the explicit transaction; with <paramref name="commit"/>, followed by its
+    /// <c>COMMIT</c> in the same round trip. Npgsql follows the transaction's end from the server's answer, so the
+    /// transaction object needs no commit of its own; a failed statement aborts the transaction before the
+    /// <c>COMMIT</c> runs, and disposal then rolls it back.
+    /// </summary>
+    private async Task SendBatchAsync(List<DeferredWrite> statements, bool commit, CancellationToken cancellationToken)
     {
         await using var batch = DeferredBatch((NpgsqlConnection)Connection, (NpgsqlTransaction?)_transaction, statements);
+        if (commit) batch.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
         try
         {
             await batch.ExecuteNonQueryAsync(cancellationToken);
@@ -180,8 +196,11 @@ public sealed class StoreTransaction : IAsyncDisposable
 
     /// <summary>The exception a failed deferred check stands for, if <paramref name="e"/> is one.</summary>
     internal static Exception? CheckFailure(PostgresException e, IReadOnlyList<DeferredWrite> statements) =>
-        e.SqlState == CheckFailedState && e.Hint is { } hint && int.TryParse(hint, NumberStyles.None, CultureInfo.InvariantCulture, out var tag)
-            && tag < statements.Count && statements[tag].Failure is { } failure ? failure() : null;
+        CheckTag(e) is { } tag && tag < statements.Count && statements[tag].Failure is { } failure ? failure() : null;
+
+    /// <summary>The tag (the statement's position in its batch) of a failed deferred check, if <paramref name="e"/> is one.</summary>
+    internal static int? CheckTag(PostgresException e) =>
+        e.SqlState == CheckFailedState && int.TryParse(e.Hint, NumberStyles.None, CultureInfo.InvariantCulture, out var tag) ? tag : null;
 
     private static NpgsqlBatchCommand BatchCommand(string sql, IEnumerable<object?> args)
     {
@@ -199,11 +218,9 @@ public sealed class StoreTransaction : IAsyncDisposable
     /// </summary>
     public async Task<T> LockThenQueryAsync<T>(long lockKey, Func<DbDataReader, Task<T>> read, CancellationToken cancellationToken, string sql, params object?[] args)
     {
-        await OpenAsync(cancellationToken);
-        _ = Transaction; // the lock is held to the commit of an explicit transaction
+        await BeginExplicitAsync(cancellationToken); // the lock is held to the commit of an explicit transaction
         if (_deferred.Any(d => d.Work is not null)) await SendDeferredAsync(cancellationToken);
-        var statements = _deferred.ToList();
-        _deferred.Clear();
+        var statements = TakeDeferred();
         await using var batch = DeferredBatch((NpgsqlConnection)Connection, (NpgsqlTransaction?)_transaction, statements);
         batch.BatchCommands.Add(BatchCommand($"SELECT pg_advisory_xact_lock($1)::text AS {LockColumn}", [lockKey]));
         batch.BatchCommands.Add(BatchCommand(sql, args));
@@ -237,33 +254,18 @@ public sealed class StoreTransaction : IAsyncDisposable
     public async Task CommitAsync(CancellationToken cancellationToken = default)
     {
         if (_finished) throw new InvalidOperationException("The transaction has already finished.");
-        if (_connection is null && _groupCommit is not null && !_deferred.Any(d => d.Work is not null))
+        var statementsOnly = !_deferred.Any(d => d.Work is not null);
+        if (_connection is null && _groupCommit is not null && statementsOnly)
         {
             // Nothing needed an answer: the deferred batch is the whole transaction, committed with whatever
             // other turns commit at the same moment (one implicit transaction, atomic for each of them).
-            var statements = _deferred.ToList();
-            _deferred.Clear();
+            var statements = TakeDeferred();
             if (statements.Count > 0) await _groupCommit.CommitAsync(statements, EventsAppended, cancellationToken);
         }
-        else if (IsPostgres && !_deferred.Any(d => d.Work is not null))
+        else if (IsPostgres && statementsOnly)
         {
-            // The last deferred writes and the COMMIT in one round trip. Npgsql follows the transaction's end from
-            // the server's answer, so the transaction object needs no commit of its own. A failed statement aborts
-            // the transaction before the COMMIT runs; disposal then rolls it back.
-            await OpenAsync(cancellationToken);
-            _ = Transaction;
-            var statements = _deferred.ToList();
-            _deferred.Clear();
-            await using var batch = DeferredBatch((NpgsqlConnection)Connection, (NpgsqlTransaction?)_transaction, statements);
-            batch.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
-            try
-            {
-                await batch.ExecuteNonQueryAsync(cancellationToken);
-            }
-            catch (PostgresException e) when (CheckFailure(e, statements) is { } failure)
-            {
-                throw failure;
-            }
+            await BeginExplicitAsync(cancellationToken);
+            await SendBatchAsync(TakeDeferred(), commit: true, cancellationToken); // the last writes and the COMMIT in one round trip
         }
         else
         {

@@ -142,7 +142,7 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
             {
                 await batch.ExecuteNonQueryAsync(CancellationToken.None);
             }
-            catch (PostgresException e) when (group.Count > 1 && Culprit(e, batch, prefixed ? 1 : 0, owners) is { } culprit)
+            catch (PostgresException e) when (prefixed && Culprit(e, batch, 1, owners) is { } culprit)
             {
                 // The rest go again without the failing turn, which is tried again after them.
                 later.Add(group[culprit]);
@@ -162,7 +162,7 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
     /// <summary>The index in the group of the turn whose statement failed, if the server says which one did.</summary>
     private static int? Culprit(PostgresException e, NpgsqlBatch batch, int prefix, List<int> owners)
     {
-        if (e.SqlState == StoreTransaction.CheckFailedState && int.TryParse(e.Hint, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var tag) && tag >= 0 && tag < owners.Count) return owners[tag];
+        if (StoreTransaction.CheckTag(e) is { } tag && tag < owners.Count) return owners[tag];
         // Npgsql names the batch command that raised any other error.
         var at = e.BatchCommand is { } command ? batch.BatchCommands.IndexOf(command) - prefix : -1;
         return at >= 0 && at < owners.Count ? owners[at] : null;
