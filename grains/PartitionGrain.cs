@@ -279,8 +279,10 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
         State.Failures = 0;
         State.Missing.Clear();
         await ChangeStatusAsync(PartitionStatusNames.Available, reason, runId);
-        foreach (var want in State.Waiters.Keys) await Tell(want, PartitionAvailable);
+        // Dependents first: their messages are delivered in this order after the commit, and a dependent's turn
+        // starts a job (the dispatch latency users wait on); the wants only change status.
         foreach (var downstream in State.Dependents) await TellPartition(downstream, UpstreamAvailable);
+        foreach (var want in State.Waiters.Keys) await Tell(want, PartitionAvailable);
         State.Waiters.Clear();
         State.Dependents.Clear();
         await SaveAsync();

@@ -14,9 +14,9 @@ internal static class ReadModels
             ON CONFLICT (want_id) DO UPDATE SET
                 status = excluded.status, sla_violated = excluded.sla_violated, sla_violated_at = excluded.sla_violated_at,
                 satisfied_at = excluded.satisfied_at, finished_at = excluded.finished_at, reason = excluded.reason
-            """, s.WantId, s.Status, System.Text.Json.JsonSerializer.Serialize(s.Partitions), s.DataTimestamp, s.TtlSeconds, s.SlaSeconds,
-            s.TtlDeadline, s.SlaDeadline, s.SourceType, s.SourceName, s.Comment, s.ParentWantId, s.RootWantId, s.SlaViolated,
-            s.SlaViolatedAt, s.CreatedAt, s.SatisfiedAt, s.FinishedAt, s.Reason);
+            """, s.WantId, s.Status, System.Text.Json.JsonSerializer.Serialize(s.Partitions), s.DataTimestamp, s.TtlSeconds, Sql.Arg(s.SlaSeconds),
+            s.TtlDeadline, Sql.Arg(s.SlaDeadline), s.SourceType, s.SourceName, Sql.Arg(s.Comment), Sql.Arg(s.ParentWantId),
+            s.RootWantId, s.SlaViolated, Sql.Arg(s.SlaViolatedAt), s.CreatedAt, Sql.Arg(s.SatisfiedAt), Sql.Arg(s.FinishedAt), Sql.Arg(s.Reason));
 
     public static void InsertWantPartitions(StoreTransaction tx, WantState s)
     {
@@ -37,5 +37,5 @@ internal static class ReadModels
             ON CONFLICT (partition_ref) DO UPDATE SET
                 status = excluded.status, updated_at = excluded.updated_at, available_at = excluded.available_at,
                 job_run_id = excluded.job_run_id, reason = excluded.reason, waiting_wants = excluded.waiting_wants
-            """, s.Ref, s.Status, s.UpdatedAt, s.AvailableAt, s.JobRunId, s.Reason, s.Waiters.Count);
+            """, s.Ref, s.Status, s.UpdatedAt, Sql.Arg(s.AvailableAt), Sql.Arg(s.JobRunId), Sql.Arg(s.Reason), s.Waiters.Count);
 }

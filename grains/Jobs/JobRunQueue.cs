@@ -53,7 +53,7 @@ public sealed class JobRunQueue(IDataStore store)
                     INSERT INTO job_runs (job_run_id, job_label, status, partitions, ref_count, sla_deadline, data_timestamp, attempt, created_at,
                                           started_at, lease_owner, lease_until, version)
                     VALUES ($1, $2, 'running', $3, 1, $4, $5, 1, $6, $6, $7, $8, 1)
-                    """, run.JobRunId, job.Label, JsonSerializer.Serialize(run.Partitions), slaDeadline, dataTimestamp, now, claim.SiloId, now + claim.LeaseMs);
+                    """, run.JobRunId, job.Label, JsonSerializer.Serialize(run.Partitions), Sql.Arg(slaDeadline), dataTimestamp, now, claim.SiloId, now + claim.LeaseMs);
                 return new QueuedRun(run.JobRunId, run);
             }
         }
@@ -76,7 +76,7 @@ public sealed class JobRunQueue(IDataStore store)
                        sla_deadline = CASE WHEN sla_deadline IS NULL OR (CAST($3 AS bigint) IS NOT NULL AND CAST($3 AS bigint) < sla_deadline) THEN CAST($3 AS bigint) ELSE sla_deadline END,
                        data_timestamp = CASE WHEN $4 < data_timestamp THEN $4 ELSE data_timestamp END
                  WHERE job_run_id = $1
-                """, runId, JsonSerializer.Serialize(partitions), slaDeadline, dataTimestamp);
+                """, runId, JsonSerializer.Serialize(partitions), Sql.Arg(slaDeadline), dataTimestamp);
             await update.ExecuteNonQueryAsync(ct);
             return new QueuedRun(runId, null);
         }
@@ -84,7 +84,7 @@ public sealed class JobRunQueue(IDataStore store)
         await using var insert = tx.Command("""
             INSERT INTO job_runs (job_run_id, job_label, status, partitions, ref_count, sla_deadline, data_timestamp, attempt, created_at, version)
             VALUES ($1, $2, 'queued', $3, 1, $4, $5, 0, $6, 1)
-            """, runId, job.Label, JsonSerializer.Serialize(new[] { partitionRef }), slaDeadline, dataTimestamp, now);
+            """, runId, job.Label, JsonSerializer.Serialize(new[] { partitionRef }), Sql.Arg(slaDeadline), dataTimestamp, now);
         await insert.ExecuteNonQueryAsync(ct);
         return new QueuedRun(runId, null);
     }
@@ -229,7 +229,7 @@ public sealed class JobRunQueue(IDataStore store)
             UPDATE job_runs SET status = $3, finished_at = $4, pid = $5, exit_code = $6, reason = $7, missing_deps = $8, stdout = $9, stderr = $10,
                    lease_owner = NULL, lease_until = NULL, version = version + 1
              WHERE job_run_id = $1 AND version = $2 AND status = 'running'
-            """, run.JobRunId, run.Version, status, now, pid, exitCode, reason, JsonSerializer.Serialize(missingDeps), stdout, stderr);
+            """, run.JobRunId, run.Version, status, now, Sql.Arg(pid), Sql.Arg(exitCode), Sql.Arg(reason), JsonSerializer.Serialize(missingDeps), stdout, stderr);
 
     public async Task<JobRunRow?> GetAsync(string runId, CancellationToken ct)
     {

@@ -39,7 +39,7 @@ public sealed class ReminderTable(IDataStore store)
                SET due_at = excluded.due_at, period_ms = excluded.period_ms, first_due = excluded.first_due,
                    attempt = 0, lease_owner = excluded.lease_owner, lease_until = excluded.lease_until,
                    version = COALESCE(CAST($8 AS bigint), reminders.version + 1)
-            """, grain.Type, grain.Key, name, dueAt, periodMs, siloId, leaseUntil, token);
+            """, grain.Type, grain.Key, name, dueAt, periodMs, Sql.Arg(siloId), Sql.Arg(leaseUntil), Sql.Arg(token));
 
     /// <summary>Removes a reminder inside the caller's transaction (deferred to its commit).</summary>
     public static void Delete(StoreTransaction transaction, GrainId grain, string name) =>

@@ -1,3 +1,4 @@
+using System.Data;
 using System.Data.Common;
 using Npgsql;
 
@@ -28,11 +29,38 @@ public static class Sql
         {
             var p = command.CreateParameter();
             if (!positional) p.ParameterName = "$" + (i + 1);
-            p.Value = args[i] ?? DBNull.Value;
+            if (args[i] is TypedNull typed) p.DbType = typed.Type;
+            p.Value = args[i] is null or TypedNull ? DBNull.Value : args[i];
             command.Parameters.Add(p);
         }
         return command;
     }
 
+    /// <summary>A nullable argument that keeps its type when null (<see cref="TypedNull"/>).</summary>
+    public static object Arg(long? value) => value is { } v ? v : TypedNull.Int64;
+
+    /// <inheritdoc cref="Arg(long?)"/>
+    public static object Arg(int? value) => value is { } v ? v : TypedNull.Int32;
+
+    /// <inheritdoc cref="Arg(long?)"/>
+    public static object Arg(string? value) => value ?? (object)TypedNull.Text;
+
     public static bool IsPostgres(this StoreTransaction transaction) => transaction.IsPostgres;
+}
+
+/// <summary>
+/// A null argument with the type its column has. Npgsql runs an auto-prepared statement unprepared (parsed and
+/// planned again on the server) whenever a parameter's type differs from the one it was prepared with, and an
+/// untyped null differs from every type: a statement with a nullable argument was planned again on most calls.
+/// Pass nullable arguments through <see cref="Sql.Arg(long?)"/>.
+/// </summary>
+public sealed class TypedNull
+{
+    public static readonly TypedNull Int64 = new(DbType.Int64);
+    public static readonly TypedNull Int32 = new(DbType.Int32);
+    public static readonly TypedNull Text = new(DbType.String);
+
+    private TypedNull(DbType type) => Type = type;
+
+    public DbType Type { get; }
 }

@@ -115,9 +115,12 @@ public sealed class StoreTransaction : IAsyncDisposable
     public void DeferCheck(Func<Exception> failure, string sql, params object?[] args) =>
         _deferred.Add(new DeferredWrite(sql, args, -1, failure, null));
 
-    /// <summary>PostgreSQL: a deferred write whose argument <paramref name="positionsArg"/> holds event positions within the transaction.</summary>
-    internal void DeferPositioned(int positionsArg, string sql, params object?[] args) =>
-        _deferred.Add(new DeferredWrite(sql, args, null, null, null, positionsArg));
+    /// <summary>
+    /// PostgreSQL: a deferred write of events whose argument <paramref name="offsetArg"/> (a bigint, 0 here) is added
+    /// to their positions within the transaction.
+    /// </summary>
+    internal void DeferPositioned(int offsetArg, string sql, params object?[] args) =>
+        _deferred.Add(new DeferredWrite(sql, args, null, null, null, offsetArg));
 
     /// <summary>Deferred work that is not one statement (it runs in order at the flush, after the statements before it).</summary>
     public void Defer(Func<StoreTransaction, CancellationToken, Task> write) => _deferred.Add(new DeferredWrite("", [], null, null, write));
@@ -207,7 +210,12 @@ public sealed class StoreTransaction : IAsyncDisposable
         var command = new NpgsqlBatchCommand(sql);
         foreach (var value in args)
             // A typed parameter is cloned: a group commit that sends a batch again must not share one between batches.
-            command.Parameters.Add(value is NpgsqlParameter typed ? typed.Clone() : new NpgsqlParameter { Value = value ?? DBNull.Value });
+            command.Parameters.Add(value switch
+            {
+                NpgsqlParameter typed => typed.Clone(),
+                TypedNull typedNull => new NpgsqlParameter { DbType = typedNull.Type, Value = DBNull.Value },
+                _ => new NpgsqlParameter { Value = value ?? DBNull.Value },
+            });
         return command;
     }
 
@@ -309,9 +317,9 @@ public sealed class StoreTransaction : IAsyncDisposable
     }
 
     /// <summary>
-    /// ExpectedRows: null no check, ≥ 0 a row count, -1 a raising function call. PositionsArg: the argument holding
-    /// event positions within the transaction (a bigint[]), which a group commit shifts past the turns before it.
+    /// ExpectedRows: null no check, ≥ 0 a row count, -1 a raising function call. OffsetArg: the argument (a bigint)
+    /// added to event positions within the transaction, which a group commit sets to move a turn past the turns before it.
     /// </summary>
     internal sealed record DeferredWrite(string Sql, object?[] Args, int? ExpectedRows, Func<Exception>? Failure,
-        Func<StoreTransaction, CancellationToken, Task>? Work, int? PositionsArg = null);
+        Func<StoreTransaction, CancellationToken, Task>? Work, int? OffsetArg = null);
 }

@@ -48,7 +48,9 @@ internal sealed class PostgresServer
 
         var bin = FindBinDir(required: true)!;
         var asRoot = Environment.UserName == "root";
-        var dir = Directory.CreateTempSubdirectory("databuild-pg-").FullName;
+        await SweepAbandonedAsync(bin, asRoot);
+        var dir = Directory.CreateTempSubdirectory(FolderPrefix).FullName;
+        await File.WriteAllTextAsync(Path.Combine(dir, OwnerFile), OwnerStamp(Environment.ProcessId));
         var data = Path.Combine(dir, "data");
         if (asRoot) await RunAsync("chown", ["-R", "postgres:postgres", dir]);
         var port = FreePort();
@@ -82,6 +84,57 @@ internal sealed class PostgresServer
             Directory.Delete(_dataDir!, recursive: true);
         }
         catch (Exception) { /* the process is ending; a leftover temp folder is harmless */ }
+    }
+
+    private const string FolderPrefix = "databuild-pg-";
+    private const string OwnerFile = "owner";
+
+    /// <summary>The process id and its start time in clock ticks after boot (/proc/PID/stat field 22), so a reused id does not match.</summary>
+    private static string OwnerStamp(int pid)
+    {
+        var stat = File.Exists($"/proc/{pid}/stat") ? File.ReadAllText($"/proc/{pid}/stat") : null;
+        // The fields after the command name, which is in parentheses and may hold spaces: state is field 3, start time 22.
+        var startTicks = stat is null ? "" : stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[19];
+        return $"{pid} {startTicks}";
+    }
+
+    /// <summary>
+    /// Stops and deletes the servers of test and benchmark processes that ended without their exit handler (the test
+    /// runner ends its host without waiting for it; a killed benchmark leaves a 1.3 GB scale store behind). Leftovers
+    /// had filled 63 GB of /tmp on a developer machine. A folder is abandoned when the process that wrote its owner
+    /// stamp is gone, or, without a stamp, when it is over an hour old and its server is not running.
+    /// </summary>
+    private static async Task SweepAbandonedAsync(string bin, bool asRoot)
+    {
+        foreach (var dir in Directory.EnumerateDirectories(Path.GetTempPath(), FolderPrefix + "*"))
+        {
+            try
+            {
+                var owner = Path.Combine(dir, OwnerFile);
+                var data = Path.Combine(dir, "data");
+                bool abandoned;
+                if (File.Exists(owner)) abandoned = !OwnerAlive(File.ReadAllText(owner));
+                else abandoned = Directory.GetLastWriteTimeUtc(dir) < DateTime.UtcNow.AddHours(-1) && !File.Exists(Path.Combine(data, "postmaster.pid"));
+                if (!abandoned) continue;
+                if (File.Exists(Path.Combine(data, "postmaster.pid")))
+                {
+                    try { await RunAsync(Path.Combine(bin, "pg_ctl"), ["-D", data, "-m", "immediate", "-w", "stop"], asRoot); }
+                    catch (InvalidOperationException) { /* its server had already stopped, leaving a stale pid file */ }
+                }
+                Directory.Delete(dir, recursive: true);
+            }
+            catch (Exception) { /* another process is sweeping or still using it: leave it */ }
+        }
+    }
+
+    private static bool OwnerAlive(string stamp)
+    {
+        var pid = int.Parse(stamp.Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        try
+        {
+            return OwnerStamp(pid) == stamp.Trim();
+        }
+        catch (IOException) { return false; } // it ended while being read
     }
 
     public static string? FindBinDir(bool required)

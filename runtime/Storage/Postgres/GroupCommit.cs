@@ -1,5 +1,4 @@
 using Npgsql;
-using NpgsqlTypes;
 using DeferredWrite = DataBuild.Runtime.Storage.StoreTransaction.DeferredWrite;
 
 namespace DataBuild.Runtime.Storage.Postgres;
@@ -178,7 +177,7 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
         {
             foreach (var statement in group[i].Statements)
             {
-                statements.Add(shift == 0 || statement.PositionsArg is not { } at ? statement : Shifted(statement, at, shift));
+                statements.Add(shift == 0 || statement.OffsetArg is not { } at ? statement : Shifted(statement, at, shift));
                 owners.Add(i);
             }
             shift += group[i].Events;
@@ -189,8 +188,7 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
     private static DeferredWrite Shifted(DeferredWrite statement, int at, long shift)
     {
         var args = (object?[])statement.Args.Clone();
-        var positions = (long[])((NpgsqlParameter)args[at]!).Value!;
-        args[at] = new NpgsqlParameter { Value = positions.Select(p => p + shift).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint };
+        args[at] = (long)args[at]! + shift;
         return statement with { Args = args };
     }
 

@@ -25,6 +25,18 @@ internal sealed class PostgresEventLog(TimeProvider clock, NpgsqlDataSource data
           FROM b, unnest($1::smallint[], $2::text[], $3::bigint[]) AS s(kind, key, n)
         """;
 
+    // A turn's events and their keys in one statement, at its commit. $1 is added to every position: a group commit
+    // that puts several turns in one transaction moves each turn past the events of the turns before it.
+    private const string InsertEventsAndKeys = """
+        WITH b AS (SELECT bel_txn_base() + $1 AS base),
+             e AS (INSERT INTO bel_events (idx, event_type, event_time, payload)
+                   SELECT b.base + s.n, s.t, s.ts, s.p
+                     FROM b, unnest($2::bigint[], $3::text[], $4::bigint[], $5::bytea[]) AS s(n, t, ts, p))
+        INSERT INTO bel_event_keys (kind, key, idx)
+        SELECT s.kind, s.key, b.base + s.n
+          FROM b, unnest($6::smallint[], $7::text[], $8::bigint[]) AS s(kind, key, n)
+        """;
+
     public override async Task<IReadOnlyList<long>> AppendAsync(StoreTransaction transaction, IReadOnlyList<DataBuildEvent> events, CancellationToken cancellationToken = default)
     {
         if (events.Count == 0) return [];
@@ -55,9 +67,15 @@ internal sealed class PostgresEventLog(TimeProvider clock, NpgsqlDataSource data
     {
         if (events.Count == 0) return;
         var (eventArgs, keyArgs) = Rows(transaction, events);
-        transaction.DeferPositioned(0, InsertEvents, eventArgs);
-        if (keyArgs is not null) transaction.DeferPositioned(2, InsertKeys, keyArgs);
+        transaction.DeferPositioned(0, InsertEventsAndKeys, [0L, .. eventArgs, .. keyArgs ?? NoKeys]);
     }
+
+    private static object?[] NoKeys =>
+    [
+        new NpgsqlParameter { Value = Array.Empty<short>(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Smallint },
+        new NpgsqlParameter { Value = Array.Empty<string>(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text },
+        new NpgsqlParameter { Value = Array.Empty<long>(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint },
+    ];
 
     /// <summary>Numbers the events within the transaction and returns the parameters of the two inserts (keys: null when none).</summary>
     private (object?[] Events, object?[]? Keys) Rows(StoreTransaction transaction, IReadOnlyList<DataBuildEvent> events)
