@@ -1,4 +1,5 @@
 using DataBuild.Api.JobRuns;
+using DataBuild.Api.Metrics;
 using DataBuild.Api.Partitions;
 using DataBuild.Api.Wants;
 using Microsoft.AspNetCore.Builder;
@@ -12,6 +13,7 @@ public static class DataBuildApi
     public static IEndpointRouteBuilder MapDataBuildApi(this IEndpointRouteBuilder app)
     {
         app.MapHealth();
+        app.MapMetrics();
         var v1 = app.MapGroup("/api/v1");
         v1.MapWants();
         v1.MapPartitions();

@@ -5,6 +5,7 @@ using DataBuild.GrainInterfaces.Graph;
 using DataBuild.Grains;
 using DataBuild.Grains.Jobs;
 using DataBuild.Api.JobRuns;
+using DataBuild.Api.Metrics;
 using DataBuild.Runtime.Hosting;
 using DataBuild.Runtime.Storage;
 
@@ -28,6 +29,7 @@ public static class SiloApplication
             json.SerializerOptions.DictionaryKeyPolicy = ApiJson.Options.DictionaryKeyPolicy;
         });
         builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<PrometheusExporter>();
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(graph);
         builder.Services.AddSingleton(new PartitionOwners(graph));
@@ -55,6 +57,7 @@ public static class SiloApplication
         configure?.Invoke(builder.Services);
 
         var app = builder.Build();
+        app.Services.GetRequiredService<PrometheusExporter>(); // listening from the start, so counters count from it
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.MapOpenApi();

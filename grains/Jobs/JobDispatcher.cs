@@ -1,11 +1,13 @@
-using DataBuild.GrainInterfaces;
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using DataBuild.GrainInterfaces;
 using DataBuild.GrainInterfaces.Graph;
 using DataBuild.Protos;
 using DataBuild.Runtime.EventLog;
 using DataBuild.Runtime.Hosting;
 using DataBuild.Runtime.Storage;
+using DataBuild.Runtime.Telemetry;
 using Microsoft.Extensions.Logging;
 
 namespace DataBuild.Grains.Jobs;
@@ -137,9 +139,11 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
         using var lost = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         var heartbeat = HeartbeatAsync(run, lost);
         JobOutcome outcome;
+        var started = Stopwatch.GetTimestamp();
         try
         {
             log.LogInformation("Job run {Run} ({Job}, attempt {Attempt}) starting for {Partitions}", run.JobRunId, job.Label, run.Attempt, string.Join(", ", run.Partitions));
+            DataBuildMetrics.JobRunsStarted.Add(1, new KeyValuePair<string, object?>("job", job.Label));
             outcome = await JobProcess.RunAsync(graph, job, run.JobRunId, run.Partitions, lost.Token);
         }
         catch (Exception e) when (e is not OperationCanceledException)
@@ -152,6 +156,8 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
             await heartbeat;
         }
         if (stopping.IsCancellationRequested) return; // a stopping silo leaves the run to the lease
+        DataBuildMetrics.JobRunDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds,
+            new KeyValuePair<string, object?>("job", job.Label), new KeyValuePair<string, object?>("status", outcome.Status));
         try
         {
             await CompleteAsync(job, run, outcome, CancellationToken.None);

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using DataBuild.Runtime.Storage;
+using DataBuild.Runtime.Telemetry;
 
 namespace DataBuild.Runtime.Hosting;
 
@@ -71,10 +72,13 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
                 }
                 var result = await body();
                 await CommitAsync(turn, cancellationToken);
+                DataBuildMetrics.GrainTurns.Add(1, new KeyValuePair<string, object?>("grain_type", Id.Type), new KeyValuePair<string, object?>("outcome", "committed"));
                 return result;
             }
             catch (Exception e)
             {
+                DataBuildMetrics.GrainTurns.Add(1, new KeyValuePair<string, object?>("grain_type", Id.Type),
+                    new KeyValuePair<string, object?>("outcome", e is TurnRefusedException ? "refused" : "failed"));
                 // Nothing of a failed turn survives: not in the database (rolled back) nor in memory.
                 Adopt(_version, _committedPayload);
                 if (e is InconsistentStateException stale && stale.Grain == Id) IsDefunct = true; // not for a nested call's conflict

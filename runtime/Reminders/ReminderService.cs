@@ -1,7 +1,8 @@
-using DataBuild.Runtime.EventLog;
 using System.Collections.Concurrent;
+using DataBuild.Runtime.EventLog;
 using DataBuild.Runtime.Hosting;
 using DataBuild.Runtime.Storage;
+using DataBuild.Runtime.Telemetry;
 
 namespace DataBuild.Runtime.Reminders;
 
@@ -164,9 +165,11 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
                 await remindable.ReceiveReminder(claim.Name, status);
                 return true;
             }, new ReminderDelivery(claim, next));
+            DataBuildMetrics.ReminderDeliveries.Add(1, new KeyValuePair<string, object?>("outcome", "delivered"));
         }
         catch (StaleReminderClaimException)
         {
+            DataBuildMetrics.ReminderDeliveries.Add(1, new KeyValuePair<string, object?>("outcome", "stale"));
             runtime.Log.LogReminderStale(claim.Name, claim.Grain);
         }
         catch (Exception) when (runtime.Killed.IsCancellationRequested)
@@ -175,6 +178,7 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
         }
         catch (Exception e)
         {
+            DataBuildMetrics.ReminderDeliveries.Add(1, new KeyValuePair<string, object?>("outcome", "failed"));
             var retryAt = Clock.GetUtcNow() + Backoff(claim.Attempt);
             runtime.Log.LogReminderFailed(e, claim.Name, claim.Grain, claim.Attempt + 1, retryAt);
             try { await Table.RetryLaterAsync(claim, retryAt.ToUnixTimeMilliseconds()); }

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using DataBuild.Runtime.Telemetry;
 using Npgsql;
 using DeferredWrite = DataBuild.Runtime.Storage.StoreTransaction.DeferredWrite;
 
@@ -137,6 +139,7 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
             // alone after the rest, where it may wait like any single turn.
             var prefixed = group.Count > 1;
             if (prefixed) batch.BatchCommands.Insert(0, new NpgsqlBatchCommand(GroupLockTimeout));
+            var started = Stopwatch.GetTimestamp();
             try
             {
                 await batch.ExecuteNonQueryAsync(CancellationToken.None);
@@ -153,6 +156,8 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
                 group[0].Done.TrySetException(failure);
                 return;
             }
+            DataBuildMetrics.CommitGroupDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
+            DataBuildMetrics.CommitGroupTurns.Record(group.Count);
             foreach (var member in group) member.Done.TrySetResult();
             return;
         }
