@@ -13,7 +13,10 @@ namespace DataBuild.Api.Metrics;
 /// </summary>
 public sealed class PrometheusExporter : IDisposable
 {
-    private static readonly string[] Meters = [DataBuildMetrics.MeterName, "System.Runtime", "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel"];
+    // Process-wide meters, and the host's own ASP.NET Core meters (created through its IMeterFactory: another host in
+    // the same process, such as a second in-process silo in a test, has its own).
+    private static readonly string[] ProcessMeters = [DataBuildMetrics.MeterName, "System.Runtime"];
+    private static readonly string[] HostMeters = ["Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel"];
     private static readonly double[] SecondsBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800];
     private static readonly double[] CountBuckets = [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024];
 
@@ -21,14 +24,16 @@ public sealed class PrometheusExporter : IDisposable
     private readonly ConcurrentDictionary<Instrument, Family> _families = new();
     private readonly Lock _collecting = new();
 
-    public PrometheusExporter()
+    public PrometheusExporter(IMeterFactory hostMeters)
     {
         _listener.InstrumentPublished = (instrument, listener) =>
         {
-            if (!Meters.Contains(instrument.Meter.Name)) return;
+            var meter = instrument.Meter;
+            if (!ProcessMeters.Contains(meter.Name) && !(HostMeters.Contains(meter.Name) && ReferenceEquals(meter.Scope, hostMeters))) return;
             _families[instrument] = new Family(instrument);
             listener.EnableMeasurementEvents(instrument);
         };
+        _listener.MeasurementsCompleted = (instrument, _) => _families.TryRemove(instrument, out Family? _); // its meter was disposed
         _listener.SetMeasurementEventCallback<long>((i, v, tags, _) => Record(i, v, tags));
         _listener.SetMeasurementEventCallback<int>((i, v, tags, _) => Record(i, v, tags));
         _listener.SetMeasurementEventCallback<double>((i, v, tags, _) => Record(i, v, tags));
@@ -51,28 +56,53 @@ public sealed class PrometheusExporter : IDisposable
         lock (_collecting)
         {
             _listener.RecordObservableInstruments(); // gauges and observable counters report now
-            foreach (var family in _families.Values.OrderBy(f => f.Name, StringComparer.Ordinal)) family.Render(text);
+            // One family per name: Prometheus rejects a name declared twice.
+            foreach (var family in _families.Values.DistinctBy(f => f.Name).OrderBy(f => f.Name, StringComparer.Ordinal)) family.Render(text);
         }
         return text.ToString();
     }
 
     public void Dispose() => _listener.Dispose();
 
+    [ThreadStatic] private static StringBuilder? _labels;
+    private static readonly ConcurrentDictionary<string, string> LabelNames = new(StringComparer.Ordinal);
+
+    /// <summary>The series' labels, sorted by name: one string per measurement (this runs on every turn and request).</summary>
     private static string Labels(ReadOnlySpan<KeyValuePair<string, object?>> tags)
     {
         if (tags.Length == 0) return "";
-        var pairs = new List<(string Key, string Value)>(tags.Length);
-        foreach (var tag in tags) pairs.Add((Name(tag.Key), Escape(Convert.ToString(tag.Value, CultureInfo.InvariantCulture) ?? "")));
-        pairs.Sort((a, b) => string.CompareOrdinal(a.Key, b.Key));
-        return string.Join(",", pairs.Select(p => $"{p.Key}=\"{p.Value}\""));
+        Span<int> order = stackalloc int[tags.Length];
+        for (var i = 0; i < order.Length; i++) order[i] = i;
+        for (var i = 1; i < order.Length; i++) // insertion sort: a handful of tags, usually already in order
+            for (var j = i; j > 0 && string.CompareOrdinal(tags[order[j - 1]].Key, tags[order[j]].Key) > 0; j--)
+                (order[j - 1], order[j]) = (order[j], order[j - 1]);
+        var text = _labels ??= new StringBuilder();
+        text.Clear();
+        foreach (var i in order)
+        {
+            if (text.Length > 0) text.Append(',');
+            text.Append(LabelNames.GetOrAdd(tags[i].Key, static key => Name(key, colons: false))).Append("=\"");
+            var value = tags[i].Value switch
+            {
+                string v => v,
+                null => "",
+                var v => Convert.ToString(v, CultureInfo.InvariantCulture) ?? "",
+            };
+            foreach (var c in value)
+            {
+                if (c is '\\' or '"') text.Append('\\').Append(c);
+                else if (c == '\n') text.Append("\\n");
+                else text.Append(c);
+            }
+            text.Append('"');
+        }
+        return text.ToString();
     }
 
-    private static string Escape(string value) => value.Replace("\\", "\\\\").Replace("\"", "\\\"").Replace("\n", "\\n");
-
-    /// <summary>A metric name Prometheus accepts: [a-zA-Z_:][a-zA-Z0-9_:]*.</summary>
-    private static string Name(string name)
+    /// <summary>A name Prometheus accepts: metrics [a-zA-Z_:][a-zA-Z0-9_:]*, labels the same without colons.</summary>
+    private static string Name(string name, bool colons = true)
     {
-        var chars = name.Select(c => char.IsAsciiLetterOrDigit(c) || c is '_' or ':' ? c : '_').ToArray();
+        var chars = name.Select(c => char.IsAsciiLetterOrDigit(c) || c == '_' || (colons && c == ':') ? c : '_').ToArray();
         return chars.Length > 0 && char.IsAsciiDigit(chars[0]) ? "_" + new string(chars) : new string(chars);
     }
 
@@ -118,13 +148,14 @@ public sealed class PrometheusExporter : IDisposable
 
         public void Record(double value, string labels)
         {
-            var series = _series.GetOrAdd(labels, _ => new Series(_buckets.Length));
+            var series = _series.GetOrAdd(labels, static (_, buckets) => new Series(buckets), _buckets.Length);
             lock (series)
             {
                 if (_kind == Kind.Histogram)
                 {
-                    var at = Array.FindIndex(_buckets, b => value <= b);
-                    series.Buckets[at < 0 ? _buckets.Length : at]++;
+                    var at = 0;
+                    while (at < _buckets.Length && value > _buckets[at]) at++;
+                    series.Buckets[at]++;
                     series.Count++;
                     series.Value += value;
                 }

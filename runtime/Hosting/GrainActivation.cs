@@ -61,6 +61,7 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
             CurrentTurn = turn;
             var callerChain = CallChain.Current;
             CallChain.Current = callerChain.Add(Id);
+            T result;
             try
             {
                 if (Shared && LockEachTurn)
@@ -70,10 +71,8 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
                     var stored = await Runtime.Store.GrainStates.ReadAsync(turn.Transaction, Id, forUpdate: true, cancellationToken);
                     if ((stored?.Version ?? 0) != _version) Adopt(stored);
                 }
-                var result = await body();
+                result = await body();
                 await CommitAsync(turn, cancellationToken);
-                DataBuildMetrics.GrainTurns.Add(1, new KeyValuePair<string, object?>("grain_type", Id.Type), new KeyValuePair<string, object?>("outcome", "committed"));
-                return result;
             }
             catch (Exception e)
             {
@@ -91,6 +90,9 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
                 if (turn.Transaction is not null) await turn.Transaction.DisposeAsync();
                 LastUsedTimestamp = Runtime.Clock.GetTimestamp();
             }
+            // Counted once committed, outside the turn: nothing after the commit may fail the turn.
+            DataBuildMetrics.GrainTurns.Add(1, new KeyValuePair<string, object?>("grain_type", Id.Type), new KeyValuePair<string, object?>("outcome", "committed"));
+            return result;
         }
         finally
         {

@@ -106,6 +106,8 @@ internal sealed class PostgresServer
     /// </summary>
     private static async Task SweepAbandonedAsync(string bin, bool asRoot)
     {
+        // Where a process's start time cannot be read (no /proc), an owner's liveness is unknown: sweep nothing.
+        if (!File.Exists("/proc/self/stat")) return;
         foreach (var dir in Directory.EnumerateDirectories(Path.GetTempPath(), FolderPrefix + "*"))
         {
             try
@@ -132,7 +134,7 @@ internal sealed class PostgresServer
         var pid = int.Parse(stamp.Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
         try
         {
-            return OwnerStamp(pid) == stamp.Trim();
+            return OwnerStamp(pid).Trim() == stamp.Trim();
         }
         catch (IOException) { return false; } // it ended while being read
     }

@@ -41,7 +41,8 @@ public sealed class PreparedStatementTests(PostgresDatabase database) : IClassFi
         await using var count = session.CreateCommand();
         count.CommandText = "SELECT COALESCE(SUM(generic_plans + custom_plans), 0) FROM pg_prepared_statements WHERE statement LIKE '%INSERT INTO partitions%'";
         var preparedRuns = Convert.ToInt64(await count.ExecuteScalarAsync());
-        // Npgsql prepares a statement on its fifth use: the runs before that are unprepared either way.
-        Assert.True(preparedRuns >= Runs - 5, $"{preparedRuns} of {Runs} runs used the prepared statement");
+        // Npgsql prepares a statement on its fifth use: the runs before that are unprepared either way. With untyped
+        // nulls, 18 of the 40 runs used it.
+        Assert.True(preparedRuns >= Runs * 3 / 4, $"{preparedRuns} of {Runs} runs used the prepared statement");
     }
 }

@@ -3,3 +3,5 @@
 -- index condition and read every run the job ever had, so a hand-off grew slower with the job's history (0.5 ms
 -- after 1,600 runs in the dispatch benchmark). A run leaves this index when it finishes.
 CREATE INDEX job_runs_active_idx ON job_runs (job_label, status) WHERE status IN ('queued', 'running');
+-- Built inside the migration's transaction, so writes to job_runs wait for one scan of the table (a silo migrates
+-- before it serves; on a history of millions of runs, expect seconds).
