@@ -1,6 +1,7 @@
 using DataBuild.Protos;
 using DataBuild.Runtime.EventLog;
 using DataBuild.Runtime.Storage;
+using DataBuild.Runtime.Telemetry;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -55,7 +56,9 @@ public static class EventsEndpoints
                 if (page.Events.Count > 0 || remaining <= TimeSpan.Zero)
                     return Results.Bytes(EventJson.Page(page), "application/json");
                 filter.SinceIdx = page.NextIdx;
-                await Task.WhenAny(appended, Task.Delay(remaining < Recheck ? remaining : Recheck, cancellationToken));
+                DataBuildMetrics.EventLongPollsWaiting.Add(1);
+                try { await Task.WhenAny(appended, Task.Delay(remaining < Recheck ? remaining : Recheck, cancellationToken)); }
+                finally { DataBuildMetrics.EventLongPollsWaiting.Add(-1); }
                 cancellationToken.ThrowIfCancellationRequested();
             }
         }

@@ -27,6 +27,10 @@ public static class DataBuildMetrics
     public static readonly Counter<long> ReminderDeliveries = Meter.CreateCounter<long>("databuild.reminder.deliveries",
         description: "Reminder and message deliveries by outcome");
 
+    /// <summary>Followers of the event log (GET /api/v1/events?wait_seconds=) waiting for an event now.</summary>
+    public static readonly UpDownCounter<long> EventLongPollsWaiting = Meter.CreateUpDownCounter<long>("databuild.events.long_polls.waiting",
+        description: "Event-log long polls waiting for an event");
+
     /// <summary>Job processes started on this silo, by job.</summary>
     public static readonly Counter<long> JobRunsStarted = Meter.CreateCounter<long>("databuild.job_run.started", description: "Job runs started on this silo");
 

@@ -55,7 +55,9 @@ public sealed class SiloStartupTests(PostgresDatabase database) : IClassFixture<
             var poll = silo.Http.GetStringAsync($"/api/v1/events?after={next}&wait_seconds=30");
             await using (var store = DataStore.Open(StoreLocation.Parse($"sqlite:{path}")))
             {
-                await Task.Delay(200); // give the poll time to be waiting: it must be woken, not find the event on arrival
+                // The poll must be waiting, so that it is woken rather than finding the event on arrival.
+                await Eventually.UntilAsync(() => silo.Http.GetStringAsync("/metrics"),
+                    text => text.Contains("\ndatabuild_events_long_polls_waiting 1\n", StringComparison.Ordinal), TimeSpan.FromSeconds(30), "the poll to wait");
                 await using var tx = await store.BeginAsync();
                 await store.Events.AppendAsync(tx, [WantCreate("w-2", "a/b")]);
                 await tx.CommitAsync();
