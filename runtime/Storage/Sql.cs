@@ -29,6 +29,7 @@ public static class Sql
         {
             var p = command.CreateParameter();
             if (!positional) p.ParameterName = "$" + (i + 1);
+            RequireTyped(args[i]);
             if (args[i] is TypedNull typed) p.DbType = typed.Type;
             p.Value = args[i] is null or TypedNull ? DBNull.Value : args[i];
             command.Parameters.Add(p);
@@ -44,6 +45,13 @@ public static class Sql
 
     /// <inheritdoc cref="Arg(long?)"/>
     public static object Arg(string? value) => value ?? (object)TypedNull.Text;
+
+    /// <summary>Debug builds (the tests) refuse an untyped null, so a new nullable argument cannot slip past <see cref="Arg(long?)"/>.</summary>
+    [System.Diagnostics.Conditional("DEBUG")]
+    internal static void RequireTyped(object? arg)
+    {
+        if (arg is null) throw new ArgumentException("An untyped null argument: pass nullable values through Sql.Arg, so the statement stays prepared.");
+    }
 
     public static bool IsPostgres(this StoreTransaction transaction) => transaction.IsPostgres;
 }
