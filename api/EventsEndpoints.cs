@@ -5,6 +5,7 @@ using DataBuild.Runtime.Telemetry;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Primitives;
 
 namespace DataBuild.Api;
@@ -24,7 +25,7 @@ public static class EventsEndpoints
         return api;
     }
 
-    private static async Task<IResult> ListAsync(HttpRequest request, IDataStore store, CancellationToken cancellationToken)
+    private static async Task<IResult> ListAsync(HttpRequest request, IDataStore store, IHostApplicationLifetime lifetime, CancellationToken cancellationToken)
     {
         var q = request.Query;
         var filter = new EventFilter();
@@ -53,11 +54,17 @@ public static class EventsEndpoints
                 var appended = store.EventsAppended.Next;
                 var page = await store.Events.ListAsync(filter, cancellationToken);
                 var remaining = deadline - DateTime.UtcNow;
-                if (page.Events.Count > 0 || remaining <= TimeSpan.Zero)
+                // A stopping silo answers its followers at once (they poll again, elsewhere) rather than hold its
+                // stop for up to a minute.
+                if (page.Events.Count > 0 || remaining <= TimeSpan.Zero || lifetime.ApplicationStopping.IsCancellationRequested)
                     return Results.Bytes(EventJson.Page(page), "application/json");
                 filter.SinceIdx = page.NextIdx;
                 DataBuildMetrics.EventLongPollsWaiting.Add(1);
-                try { await Task.WhenAny(appended, Task.Delay(remaining < Recheck ? remaining : Recheck, cancellationToken)); }
+                try
+                {
+                    using var wake = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lifetime.ApplicationStopping);
+                    await Task.WhenAny(appended, Task.Delay(remaining < Recheck ? remaining : Recheck, wake.Token));
+                }
                 finally { DataBuildMetrics.EventLongPollsWaiting.Add(-1); }
                 cancellationToken.ThrowIfCancellationRequested();
             }
