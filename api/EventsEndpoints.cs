@@ -59,13 +59,13 @@ public static class EventsEndpoints
                 if (page.Events.Count > 0 || remaining <= TimeSpan.Zero || lifetime.ApplicationStopping.IsCancellationRequested)
                     return Results.Bytes(EventJson.Page(page), "application/json");
                 filter.SinceIdx = page.NextIdx;
-                DataBuildMetrics.EventLongPollsWaiting.Add(1);
+                DataBuildMetrics.EventLongPollWaiting(+1);
                 try
                 {
                     using var wake = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lifetime.ApplicationStopping);
                     await Task.WhenAny(appended, Task.Delay(remaining < Recheck ? remaining : Recheck, wake.Token));
                 }
-                finally { DataBuildMetrics.EventLongPollsWaiting.Add(-1); }
+                finally { DataBuildMetrics.EventLongPollWaiting(-1); }
                 cancellationToken.ThrowIfCancellationRequested();
             }
         }

@@ -143,7 +143,7 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
         try
         {
             log.LogInformation("Job run {Run} ({Job}, attempt {Attempt}) starting for {Partitions}", run.JobRunId, job.Label, run.Attempt, string.Join(", ", run.Partitions));
-            DataBuildMetrics.JobRunsStarted.Add(1, new KeyValuePair<string, object?>("job", job.Label));
+            DataBuildMetrics.JobRunStarted(job.Label);
             outcome = await JobProcess.RunAsync(graph, job, run.JobRunId, run.Partitions, lost.Token);
         }
         catch (Exception e) when (e is not OperationCanceledException)
@@ -156,8 +156,7 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
             await heartbeat;
         }
         if (stopping.IsCancellationRequested) return; // a stopping silo leaves the run to the lease
-        DataBuildMetrics.JobRunDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds,
-            new KeyValuePair<string, object?>("job", job.Label), new KeyValuePair<string, object?>("status", outcome.Status));
+        DataBuildMetrics.JobRunFinished(job.Label, outcome.Status, Stopwatch.GetElapsedTime(started));
         try
         {
             await CompleteAsync(job, run, outcome, CancellationToken.None);

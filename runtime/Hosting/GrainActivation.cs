@@ -76,8 +76,7 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
             }
             catch (Exception e)
             {
-                DataBuildMetrics.GrainTurns.Add(1, new KeyValuePair<string, object?>("grain_type", Id.Type),
-                    new KeyValuePair<string, object?>("outcome", e is TurnRefusedException ? "refused" : "failed"));
+                DataBuildMetrics.TurnEnded(Id.Type, e is TurnRefusedException ? "refused" : "failed");
                 // Nothing of a failed turn survives: not in the database (rolled back) nor in memory.
                 Adopt(_version, _committedPayload);
                 if (e is InconsistentStateException stale && stale.Grain == Id) IsDefunct = true; // not for a nested call's conflict
@@ -91,7 +90,7 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
                 LastUsedTimestamp = Runtime.Clock.GetTimestamp();
             }
             // Counted once committed, outside the turn: nothing after the commit may fail the turn.
-            DataBuildMetrics.GrainTurns.Add(1, new KeyValuePair<string, object?>("grain_type", Id.Type), new KeyValuePair<string, object?>("outcome", "committed"));
+            DataBuildMetrics.TurnEnded(Id.Type, "committed");
             return result;
         }
         finally

@@ -165,11 +165,11 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
                 await remindable.ReceiveReminder(claim.Name, status);
                 return true;
             }, new ReminderDelivery(claim, next));
-            DataBuildMetrics.ReminderDeliveries.Add(1, new KeyValuePair<string, object?>("outcome", "delivered"));
+            DataBuildMetrics.ReminderDelivery("delivered");
         }
         catch (StaleReminderClaimException)
         {
-            DataBuildMetrics.ReminderDeliveries.Add(1, new KeyValuePair<string, object?>("outcome", "stale"));
+            DataBuildMetrics.ReminderDelivery("stale");
             runtime.Log.LogReminderStale(claim.Name, claim.Grain);
         }
         catch (Exception) when (runtime.Killed.IsCancellationRequested)
@@ -178,7 +178,7 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
         }
         catch (Exception e)
         {
-            DataBuildMetrics.ReminderDeliveries.Add(1, new KeyValuePair<string, object?>("outcome", "failed"));
+            DataBuildMetrics.ReminderDelivery("failed");
             var retryAt = Clock.GetUtcNow() + Backoff(claim.Attempt);
             runtime.Log.LogReminderFailed(e, claim.Name, claim.Grain, claim.Attempt + 1, retryAt);
             try { await Table.RetryLaterAsync(claim, retryAt.ToUnixTimeMilliseconds()); }

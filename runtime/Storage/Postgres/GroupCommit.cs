@@ -156,8 +156,7 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
                 group[0].Done.TrySetException(failure);
                 return;
             }
-            DataBuildMetrics.CommitGroupDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
-            DataBuildMetrics.CommitGroupTurns.Record(group.Count);
+            DataBuildMetrics.CommitGroupCommitted(group.Count, Stopwatch.GetElapsedTime(started));
             foreach (var member in group) member.Done.TrySetResult();
             return;
         }
