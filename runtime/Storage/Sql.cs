@@ -28,10 +28,7 @@ public static class Sql
         {
             var p = command.CreateParameter();
             if (!positional) p.ParameterName = "$" + (i + 1);
-            RequireTyped(args[i]);
-            if (args[i] is TypedNull typed) p.DbType = typed.Type;
-            p.Value = args[i] is null or TypedNull ? DBNull.Value : args[i];
-            command.Parameters.Add(p);
+            command.Parameters.Add(Bind(p, args[i]));
         }
         return command;
     }
@@ -45,9 +42,18 @@ public static class Sql
     /// <inheritdoc cref="Arg(long?)"/>
     public static object Arg(string? value) => value ?? (object)TypedNull.Text;
 
+    /// <summary>Gives <paramref name="parameter"/> the argument's value, and a <see cref="TypedNull"/>'s type.</summary>
+    internal static T Bind<T>(T parameter, object? arg) where T : DbParameter
+    {
+        RequireTyped(arg);
+        if (arg is TypedNull typed) parameter.DbType = typed.Type;
+        parameter.Value = arg is null or TypedNull ? DBNull.Value : arg;
+        return parameter;
+    }
+
     /// <summary>Debug builds (the tests) refuse an untyped null, so a new nullable argument cannot slip past <see cref="Arg(long?)"/>.</summary>
     [System.Diagnostics.Conditional("DEBUG")]
-    internal static void RequireTyped(object? arg)
+    private static void RequireTyped(object? arg)
     {
         if (arg is null) throw new ArgumentException("An untyped null argument: pass nullable values through Sql.Arg, so the statement stays prepared.");
     }

@@ -209,16 +209,8 @@ public sealed class StoreTransaction : IAsyncDisposable
     {
         var command = new NpgsqlBatchCommand(sql);
         foreach (var value in args)
-        {
-            Sql.RequireTyped(value);
             // A typed parameter is cloned: a group commit that sends a batch again must not share one between batches.
-            command.Parameters.Add(value switch
-            {
-                NpgsqlParameter typed => typed.Clone(),
-                TypedNull typedNull => new NpgsqlParameter { DbType = typedNull.Type, Value = DBNull.Value },
-                _ => new NpgsqlParameter { Value = value ?? DBNull.Value },
-            });
-        }
+            command.Parameters.Add(value is NpgsqlParameter typed ? typed.Clone() : Sql.Bind(new NpgsqlParameter(), value));
         return command;
     }
 
