@@ -10,75 +10,42 @@ internal sealed class PostgresEventLog(TimeProvider clock, NpgsqlDataSource data
     // Indexes are (transaction base) + position within the transaction; see 001_event_log.sql.
     private const int MaxEventsPerTransaction = 1 << 16;
 
+    // A transaction's events and their keys, in one statement; it returns the events' indexes. $1 is added to every
+    // position: a group commit that puts several turns in one transaction moves each turn past the events of the
+    // turns before it (an offset of 0 otherwise).
     private const string InsertEvents = """
-        WITH b AS (SELECT bel_txn_base() AS base)
-        INSERT INTO bel_events (idx, event_type, event_time, payload)
-        SELECT b.base + s.n, s.t, s.ts, s.p
-          FROM b, unnest($1::bigint[], $2::text[], $3::bigint[], $4::bytea[]) AS s(n, t, ts, p)
-        RETURNING idx
-        """;
-
-    private const string InsertKeys = """
-        WITH b AS (SELECT bel_txn_base() AS base)
-        INSERT INTO bel_event_keys (kind, key, idx)
-        SELECT s.kind, s.key, b.base + s.n
-          FROM b, unnest($1::smallint[], $2::text[], $3::bigint[]) AS s(kind, key, n)
-        """;
-
-    // A turn's events and their keys in one statement, at its commit. $1 is added to every position: a group commit
-    // that puts several turns in one transaction moves each turn past the events of the turns before it.
-    private const string InsertEventsAndKeys = """
         WITH b AS (SELECT bel_txn_base() + $1 AS base),
              e AS (INSERT INTO bel_events (idx, event_type, event_time, payload)
                    SELECT b.base + s.n, s.t, s.ts, s.p
-                     FROM b, unnest($2::bigint[], $3::text[], $4::bigint[], $5::bytea[]) AS s(n, t, ts, p))
-        INSERT INTO bel_event_keys (kind, key, idx)
-        SELECT s.kind, s.key, b.base + s.n
-          FROM b, unnest($6::smallint[], $7::text[], $8::bigint[]) AS s(kind, key, n)
+                     FROM b, unnest($2::bigint[], $3::text[], $4::bigint[], $5::bytea[]) AS s(n, t, ts, p)
+                   RETURNING idx),
+             k AS (INSERT INTO bel_event_keys (kind, key, idx)
+                   SELECT s.kind, s.key, b.base + s.n
+                     FROM b, unnest($6::smallint[], $7::text[], $8::bigint[]) AS s(kind, key, n))
+        SELECT idx FROM e ORDER BY idx
         """;
 
     public override async Task<IReadOnlyList<long>> AppendAsync(StoreTransaction transaction, IReadOnlyList<DataBuildEvent> events, CancellationToken cancellationToken = default)
     {
         if (events.Count == 0) return [];
-        var (eventArgs, keyArgs) = Rows(transaction, events);
+        var args = Rows(transaction, events);
         await transaction.FlushAsync(cancellationToken);
-        var connection = (NpgsqlConnection)transaction.Connection;
-        await using var batch = new NpgsqlBatch(connection, (NpgsqlTransaction)transaction.Transaction);
-        var insertEvents = new NpgsqlBatchCommand(InsertEvents);
-        foreach (var p in eventArgs) insertEvents.Parameters.Add((NpgsqlParameter)p!);
-        batch.BatchCommands.Add(insertEvents);
-        if (keyArgs is not null)
-        {
-            var insertKeys = new NpgsqlBatchCommand(InsertKeys);
-            foreach (var p in keyArgs) insertKeys.Parameters.Add((NpgsqlParameter)p!);
-            batch.BatchCommands.Add(insertKeys);
-        }
-
+        await using var command = new NpgsqlCommand(InsertEvents, (NpgsqlConnection)transaction.Connection, (NpgsqlTransaction)transaction.Transaction);
+        foreach (var arg in args) command.Parameters.Add(arg as NpgsqlParameter ?? new NpgsqlParameter { Value = arg });
         var indexes = new List<long>(events.Count);
-        await using (var reader = await batch.ExecuteReaderAsync(cancellationToken))
-        {
-            while (await reader.ReadAsync(cancellationToken)) indexes.Add(reader.GetInt64(0));
-        }
-        indexes.Sort();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken)) indexes.Add(reader.GetInt64(0));
         return indexes;
     }
 
     public override void AppendDeferred(StoreTransaction transaction, IReadOnlyList<DataBuildEvent> events)
     {
         if (events.Count == 0) return;
-        var (eventArgs, keyArgs) = Rows(transaction, events);
-        transaction.DeferPositioned(0, InsertEventsAndKeys, [0L, .. eventArgs, .. keyArgs ?? NoKeys]);
+        transaction.DeferPositioned(0, InsertEvents, Rows(transaction, events));
     }
 
-    private static object?[] NoKeys =>
-    [
-        new NpgsqlParameter { Value = Array.Empty<short>(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Smallint },
-        new NpgsqlParameter { Value = Array.Empty<string>(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text },
-        new NpgsqlParameter { Value = Array.Empty<long>(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint },
-    ];
-
-    /// <summary>Numbers the events within the transaction and returns the parameters of the two inserts (keys: null when none).</summary>
-    private (object?[] Events, object?[]? Keys) Rows(StoreTransaction transaction, IReadOnlyList<DataBuildEvent> events)
+    /// <summary>Numbers the events within the transaction and returns the arguments of <see cref="InsertEvents"/> (offset 0).</summary>
+    private object?[] Rows(StoreTransaction transaction, IReadOnlyList<DataBuildEvent> events)
     {
         var first = transaction.EventsAppended;
         if (first + events.Count > MaxEventsPerTransaction)
@@ -107,20 +74,17 @@ internal sealed class PostgresEventLog(TimeProvider clock, NpgsqlDataSource data
         }
         transaction.EventsAppended = first + events.Count;
         transaction.OnCommitted(published);
-        object?[] eventArgs =
+        return
         [
+            0L,
             new NpgsqlParameter { Value = positions, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint },
             new NpgsqlParameter { Value = types, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text },
             new NpgsqlParameter { Value = times, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint },
             new NpgsqlParameter { Value = payloads, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea },
-        ];
-        object?[]? keyArgs = keyValues.Count == 0 ? null :
-        [
             new NpgsqlParameter { Value = keyKinds.ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Smallint },
             new NpgsqlParameter { Value = keyValues.ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text },
             new NpgsqlParameter { Value = keyPositions.ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint },
         ];
-        return (eventArgs, keyArgs);
     }
 
     protected override async Task<(List<StoredEvent> Rows, long Watermark)> QueryAsync(
