@@ -80,7 +80,7 @@ internal sealed class PostgresServer
     {
         try
         {
-            RunAsync(Path.Combine(_binDir!, "pg_ctl"), ["-D", data, "-m", "immediate", "-w", "stop"], asRoot).GetAwaiter().GetResult();
+            StopServerAsync(_binDir!, data, asRoot).GetAwaiter().GetResult();
             Directory.Delete(_dataDir!, recursive: true);
         }
         catch (Exception) { /* the process is ending; a leftover temp folder is harmless */ }
@@ -114,13 +114,14 @@ internal sealed class PostgresServer
             {
                 var owner = Path.Combine(dir, OwnerFile);
                 var data = Path.Combine(dir, "data");
-                bool abandoned;
-                if (File.Exists(owner)) abandoned = !OwnerAlive(File.ReadAllText(owner));
-                else abandoned = Directory.GetLastWriteTimeUtc(dir) < DateTime.UtcNow.AddHours(-1) && !File.Exists(Path.Combine(data, "postmaster.pid"));
+                var serverMayRun = File.Exists(Path.Combine(data, "postmaster.pid"));
+                var abandoned = File.Exists(owner)
+                    ? !OwnerAlive(File.ReadAllText(owner))
+                    : Directory.GetLastWriteTimeUtc(dir) < DateTime.UtcNow.AddHours(-1) && !serverMayRun;
                 if (!abandoned) continue;
-                if (File.Exists(Path.Combine(data, "postmaster.pid")))
+                if (serverMayRun)
                 {
-                    try { await RunAsync(Path.Combine(bin, "pg_ctl"), ["-D", data, "-m", "immediate", "-w", "stop"], asRoot); }
+                    try { await StopServerAsync(bin, data, asRoot); }
                     catch (InvalidOperationException) { /* its server had already stopped, leaving a stale pid file */ }
                 }
                 Directory.Delete(dir, recursive: true);
@@ -128,6 +129,9 @@ internal sealed class PostgresServer
             catch (Exception) { /* another process is sweeping or still using it: leave it */ }
         }
     }
+
+    private static Task StopServerAsync(string bin, string data, bool asRoot) =>
+        RunAsync(Path.Combine(bin, "pg_ctl"), ["-D", data, "-m", "immediate", "-w", "stop"], asRoot);
 
     private static bool OwnerAlive(string stamp)
     {

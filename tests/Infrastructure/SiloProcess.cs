@@ -47,6 +47,11 @@ public sealed class SiloProcess : IAsyncDisposable
         return silo;
     }
 
+    /// <summary>Waits until an event-log long poll on this silo is waiting for an event (its /metrics say so).</summary>
+    public Task WaitForWaitingLongPollAsync() =>
+        Eventually.UntilAsync(() => Http.GetStringAsync("/metrics"),
+            text => text.Contains("\ndatabuild_events_long_polls_waiting 1\n", StringComparison.Ordinal), TimeSpan.FromSeconds(30), "the long poll to wait");
+
     /// <summary>Waits until /readyz answers 200, or fails with the silo's output.</summary>
     public async Task WaitReadyAsync(TimeSpan? timeout = null)
     {

@@ -56,8 +56,7 @@ public sealed class SiloStartupTests(PostgresDatabase database) : IClassFixture<
             await using (var store = DataStore.Open(StoreLocation.Parse($"sqlite:{path}")))
             {
                 // The poll must be waiting, so that it is woken rather than finding the event on arrival.
-                await Eventually.UntilAsync(() => silo.Http.GetStringAsync("/metrics"),
-                    text => text.Contains("\ndatabuild_events_long_polls_waiting 1\n", StringComparison.Ordinal), TimeSpan.FromSeconds(30), "the poll to wait");
+                await silo.WaitForWaitingLongPollAsync();
                 await using var tx = await store.BeginAsync();
                 await store.Events.AppendAsync(tx, [WantCreate("w-2", "a/b")]);
                 await tx.CommitAsync();

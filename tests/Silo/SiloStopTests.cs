@@ -15,8 +15,7 @@ public sealed class SiloStopTests : IDisposable
         await using var silo = SiloProcess.Start($"sqlite:{Path.Combine(_folder, "databuild.db")}");
         await silo.WaitReadyAsync();
         var poll = silo.Http.GetAsync("/api/v1/events?wait_seconds=60");
-        await Eventually.UntilAsync(() => silo.Http.GetStringAsync("/metrics"),
-            text => text.Contains("\ndatabuild_events_long_polls_waiting 1\n", StringComparison.Ordinal), TimeSpan.FromSeconds(30), "the poll to wait");
+        await silo.WaitForWaitingLongPollAsync();
 
         silo.Terminate();
 
