@@ -8,5 +8,6 @@ public static class GrainRegistration
     /// <summary>The grain types a DataBuild silo hosts.</summary>
     public static GrainTypeRegistry DataBuildGrains(this GrainTypeRegistry registry) => registry
         .Add<IWantGrain, WantGrain>()
-        .Add<IPartitionGrain, PartitionGrain>();
+        .Add<IPartitionGrain, PartitionGrain>()
+        .Add<Jobs.IJobRunTarget, PartitionGrain>();
 }

@@ -19,7 +19,7 @@ namespace DataBuild.Grains;
 /// </summary>
 [GrainType(TypeName)]
 public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, IDataStore store, JobDispatcher dispatcher)
-    : Grain<PartitionState>, IPartitionGrain, IRemindable
+    : Grain<PartitionState>, IPartitionGrain, IJobRunTarget, IRemindable
 {
     public const string TypeName = "partition";
 
@@ -171,16 +171,29 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
         foreach (var want in State.Waiters.Keys) await Tell(want, PartitionBuilding);
     }
 
+    public async Task RecordRunOutcome(JobRunRow run, JobOutcome outcome, long finishedAt)
+    {
+        Init();
+        EnlistWrite(tx => JobRunQueue.RecordOutcome(tx, store.Events, run, outcome, finishedAt));
+        if (State.JobRunId != run.JobRunId) return; // not the run this partition waits on (withdrawn, or superseded)
+        await RunFinishedAsync(JobRunQueue.Finished(run, outcome, finishedAt));
+    }
+
     private async Task RunDoneAsync(string runId)
     {
         if (State.JobRunId != runId) return; // not the run this partition waits on (withdrawn, or superseded)
         var run = await queue.GetAsync(runId, CancellationToken.None);
         if (run is null) return;
+        await RunFinishedAsync(run);
+    }
+
+    private async Task RunFinishedAsync(JobRunRow run)
+    {
         State.JobRunId = null;
         switch (run.Status)
         {
             case JobRunStatus.Succeeded:
-                await BecomeAvailableAsync($"built by job run {runId}", runId);
+                await BecomeAvailableAsync($"built by job run {run.JobRunId}", run.JobRunId);
                 return;
             case JobRunStatus.MissingDeps:
                 await UpstreamWaitingAsync(run);

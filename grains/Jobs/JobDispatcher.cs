@@ -24,8 +24,9 @@ public sealed record JobDispatcherOptions
 
 /// <summary>
 /// Claims queued job runs for this silo (woken the moment a run is queued, in-process or by NOTIFY), runs
-/// them, heartbeats their leases, and records each outcome in one transaction with its event and a message
-/// to every partition of the run.
+/// them, heartbeats their leases, and records each outcome with its event: for a run of one partition, in that
+/// partition's turn (one commit for the outcome and the partition's reaction); otherwise, or when that turn
+/// fails, in a transaction of its own with a message to every partition of the run.
 /// </summary>
 public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQueue queue, JobDispatcherOptions options, SiloHost silo,
     TimeProvider clock, ILogger<JobDispatcher> log)
@@ -198,26 +199,30 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
     private async Task CompleteAsync(JobConfig job, JobRunRow run, JobOutcome outcome, CancellationToken ct)
     {
         var now = clock.GetUtcNow().ToUnixTimeMilliseconds();
-        // Nothing here needs an answer before the commit: on PostgreSQL the outcome, its event and the message to the
-        // partitions are one round trip (group-committed), fenced by the claim's version.
-        await using var tx = await store.BeginTurnAsync(ct);
-        JobRunQueue.Complete(tx, run, outcome.Status, now, outcome.Pid, outcome.ExitCode, outcome.Reason, outcome.MissingDeps, outcome.Stdout, outcome.Stderr);
-        var refs = run.Partitions.Select(p => new PartitionRef { Str = p }).ToList();
-        var duration = (ulong)Math.Max(0, now - (run.StartedAt ?? now));
-        var e = outcome.Status switch
-        {
-            JobRunStatus.Succeeded => new DataBuildEvent { JobRunSucceeded = new JobRunSucceededEventV1 { JobRunId = run.JobRunId, JobLabel = job.Label, DurationMs = duration, Partitions = { refs } } },
-            JobRunStatus.MissingDeps => new DataBuildEvent { JobRunMissingDeps = new JobRunMissingDepsEventV1
-                { JobRunId = run.JobRunId, JobLabel = job.Label, Partitions = { refs }, MissingDeps = { outcome.MissingDeps.Select(m => new PartitionRef { Str = m }) } } },
-            _ => new DataBuildEvent { JobRunFailed = new JobRunFailedEventV1
-                { JobRunId = run.JobRunId, JobLabel = job.Label, Partitions = { refs }, Reason = outcome.Reason ?? "", DurationMs = duration, WillRetry = false } },
-        };
-        if (outcome.ExitCode is { } code && e.JobRunFailed is { } failed) failed.ExitCode = code;
-        store.Events.AppendDeferred(tx, [e]);
-        foreach (var partition in run.Partitions)
-            silo.SendMessage(tx, new GrainId(PartitionGrain.TypeName, partition), GrainMessages.RunDone + run.JobRunId);
         try
         {
+            if (run.Partitions.Count == 1)
+            {
+                // The usual run builds one partition: the outcome commits with that partition's turn, one commit instead of
+                // the outcome's and then the partition's. If that turn fails, nothing of it was written: the outcome is then
+                // recorded on its own below, with a message the partition will act on.
+                try
+                {
+                    await silo.GrainFactory.GetGrain<IJobRunTarget>(run.Partitions[0]).RecordRunOutcome(run, outcome, now);
+                    LogRecorded(job, run, outcome);
+                    return;
+                }
+                catch (Exception e) when (e is not (StaleJobRunClaimException or OperationCanceledException))
+                {
+                    log.LogWarning(e, "Partition {Partition} could not take the outcome of job run {Run}; recording the outcome on its own", run.Partitions[0], run.JobRunId);
+                }
+            }
+            // Nothing here needs an answer before the commit: on PostgreSQL the outcome, its event and the message to the
+            // partitions are one round trip (group-committed), fenced by the claim's version.
+            await using var tx = await store.BeginTurnAsync(ct);
+            JobRunQueue.RecordOutcome(tx, store.Events, run, outcome, now);
+            foreach (var partition in run.Partitions)
+                silo.SendMessage(tx, new GrainId(PartitionGrain.TypeName, partition), GrainMessages.RunDone + run.JobRunId);
             await tx.CommitAsync(ct);
         }
         catch (StaleJobRunClaimException)
@@ -225,6 +230,9 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
             log.LogWarning("Job run {Run} finished here but was taken over meanwhile; its outcome is not recorded twice", run.JobRunId);
             return;
         }
-        log.LogInformation("Job run {Run} ({Job}) {Status}{Reason}", run.JobRunId, job.Label, outcome.Status, outcome.Reason is null ? "" : $": {outcome.Reason}");
+        LogRecorded(job, run, outcome);
     }
+
+    private void LogRecorded(JobConfig job, JobRunRow run, JobOutcome outcome) =>
+        log.LogInformation("Job run {Run} ({Job}) {Status}{Reason}", run.JobRunId, job.Label, outcome.Status, outcome.Reason is null ? "" : $": {outcome.Reason}");
 }

@@ -2,6 +2,7 @@ using System.Data.Common;
 using System.Text.Json;
 using DataBuild.GrainInterfaces;
 using DataBuild.GrainInterfaces.Graph;
+using DataBuild.Runtime.EventLog;
 using DataBuild.Runtime.Storage;
 
 namespace DataBuild.Grains.Jobs;
@@ -230,6 +231,32 @@ public sealed class JobRunQueue(IDataStore store)
                    lease_owner = NULL, lease_until = NULL, version = version + 1
              WHERE job_run_id = $1 AND version = $2 AND status = 'running'
             """, run.JobRunId, run.Version, status, now, Sql.Arg(pid), Sql.Arg(exitCode), Sql.Arg(reason), JsonSerializer.Serialize(missingDeps), stdout, stderr);
+
+    /// <summary>Records a run's outcome and its event, deferred to the commit and fenced like <see cref="Complete"/>.</summary>
+    public static void RecordOutcome(StoreTransaction tx, IEventLog events, JobRunRow run, JobOutcome outcome, long now)
+    {
+        Complete(tx, run, outcome.Status, now, outcome.Pid, outcome.ExitCode, outcome.Reason, outcome.MissingDeps, outcome.Stdout, outcome.Stderr);
+        var refs = run.Partitions.Select(p => new Protos.PartitionRef { Str = p }).ToList();
+        var duration = (ulong)Math.Max(0, now - (run.StartedAt ?? now));
+        var e = outcome.Status switch
+        {
+            JobRunStatus.Succeeded => new Protos.DataBuildEvent { JobRunSucceeded = new Protos.JobRunSucceededEventV1
+                { JobRunId = run.JobRunId, JobLabel = run.JobLabel, DurationMs = duration, Partitions = { refs } } },
+            JobRunStatus.MissingDeps => new Protos.DataBuildEvent { JobRunMissingDeps = new Protos.JobRunMissingDepsEventV1
+                { JobRunId = run.JobRunId, JobLabel = run.JobLabel, Partitions = { refs }, MissingDeps = { outcome.MissingDeps.Select(m => new Protos.PartitionRef { Str = m }) } } },
+            _ => new Protos.DataBuildEvent { JobRunFailed = new Protos.JobRunFailedEventV1
+                { JobRunId = run.JobRunId, JobLabel = run.JobLabel, Partitions = { refs }, Reason = outcome.Reason ?? "", DurationMs = duration, WillRetry = false } },
+        };
+        if (outcome.ExitCode is { } code && e.JobRunFailed is { } failed) failed.ExitCode = code;
+        events.AppendDeferred(tx, [e]);
+    }
+
+    /// <summary>The run as it reads once <see cref="RecordOutcome"/> has committed.</summary>
+    public static JobRunRow Finished(JobRunRow run, JobOutcome outcome, long now) => run with
+    {
+        Status = outcome.Status, FinishedAt = now, LeaseOwner = null, ExitCode = outcome.ExitCode, Reason = outcome.Reason,
+        MissingDeps = outcome.MissingDeps, Version = run.Version + 1,
+    };
 
     public async Task<JobRunRow?> GetAsync(string runId, CancellationToken ct)
     {

@@ -121,8 +121,12 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
             return;
         }
         Task task;
-        // Not on the committing turn's execution context: the delivery is a new call chain, not a nested call.
-        using (ExecutionContext.SuppressFlow()) task = Task.Run(() => DeliverAsync(claim));
+        // Not on the committing turn's execution context: the delivery is a new call chain, not a nested call. In the
+        // thread pool's global queue, first in first out: a turn's messages start in the order it wrote them (a worker
+        // takes its own queue's newest item first).
+        using (ExecutionContext.SuppressFlow())
+            task = Task.Factory.StartNew(() => DeliverAsync(claim), CancellationToken.None,
+                TaskCreationOptions.PreferFairness | TaskCreationOptions.DenyChildAttach, TaskScheduler.Default).Unwrap();
         _deliveries[task] = true;
         task.ContinueWith(t =>
         {

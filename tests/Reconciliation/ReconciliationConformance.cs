@@ -8,7 +8,7 @@ namespace DataBuild.Tests.Reconciliation;
 /// <summary>Wants in, partitions out: real job processes, real time, against every store.</summary>
 public abstract class ReconciliationConformance : IAsyncLifetime
 {
-    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
+    protected static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
     protected string Folder { get; } = Directory.CreateTempSubdirectory("databuild-jobs-").FullName;
     private InProcessSilo _silo = null!;
     private HttpClient Http => _silo.Http;
@@ -24,7 +24,7 @@ public abstract class ReconciliationConformance : IAsyncLifetime
         Directory.Delete(Folder, recursive: true);
     }
 
-    private async Task<string> WantAsync(params string[] partitions)
+    protected async Task<string> WantAsync(params string[] partitions)
     {
         using var response = await Http.PostAsJsonAsync("/api/v1/wants", new { partitions });
         var body = await response.Content.ReadAsStringAsync();
@@ -32,12 +32,12 @@ public abstract class ReconciliationConformance : IAsyncLifetime
         return JsonDocument.Parse(body).RootElement.GetProperty("want_id").GetString()!;
     }
 
-    private async Task<JsonElement> GetAsync(string path) => JsonDocument.Parse(await Http.GetStringAsync(path)).RootElement.Clone();
+    protected async Task<JsonElement> GetAsync(string path) => JsonDocument.Parse(await Http.GetStringAsync(path)).RootElement.Clone();
 
-    private Task<JsonElement> UntilStatusAsync(string wantId, string status) =>
+    protected Task<JsonElement> UntilStatusAsync(string wantId, string status) =>
         Eventually.UntilAsync(() => GetAsync($"/api/v1/wants/{wantId}"), w => w.GetProperty("status").GetString() == status, Deadline, $"want {wantId} to be {status}");
 
-    private async Task<List<JsonElement>> RunsAsync(string? label = null) =>
+    protected async Task<List<JsonElement>> RunsAsync(string? label = null) =>
         (await GetAsync($"/api/v1/job-runs?limit=1000{(label is null ? "" : $"&job_label={label}")}")).GetProperty("job_runs").EnumerateArray().ToList();
 
     [Fact]
@@ -200,5 +200,44 @@ public sealed class SqliteReconciliationTests : ReconciliationConformance
 
 public sealed class PostgresReconciliationTests(PostgresDatabase database) : ReconciliationConformance, IClassFixture<PostgresDatabase>
 {
-    protected override async Task<string> FreshStoreAsync(string folder) => $"postgres:{await database.CreateAnotherAsync()}";
+    private string _connectionString = "";
+
+    protected override async Task<string> FreshStoreAsync(string folder) => $"postgres:{_connectionString = await database.CreateAnotherAsync()}";
+
+    [Fact]
+    public async Task A_one_partition_runs_outcome_commits_with_the_partitions_move_to_available()
+    {
+        var want = await WantAsync("leaf/together");
+        await UntilStatusAsync(want, "satisfied");
+        var events = (await GetAsync("/api/v1/events?partition=leaf%2Ftogether&limit=100")).GetProperty("events").EnumerateArray().ToList();
+        var succeeded = Assert.Single(events, e => e.GetProperty("type").GetString() == "job_run_succeeded").GetProperty("index").GetInt64();
+        var available = Assert.Single(events, e => e.GetProperty("type").GetString() == "partition_status_changed"
+            && e.GetProperty("partition_status_changed").GetProperty("status").GetString()!.EndsWith("AVAILABLE", StringComparison.Ordinal)).GetProperty("index").GetInt64();
+        // An event's index is its transaction's number shifted left 16 bits plus its position in it (001_event_log.sql):
+        // no reader of the log or the API ever sees the run succeeded while its partition is still building.
+        Assert.Equal(succeeded >> 16, available >> 16);
+        Assert.True(succeeded < available, "the outcome comes first in the log");
+    }
+
+    [Fact]
+    public async Task A_run_whose_partition_cannot_take_its_outcome_still_has_its_outcome_recorded()
+    {
+        await WantAsync("longrun/orphan");
+        var run = await Eventually.UntilAsync(() => RunsAsync("longrun"), runs => runs.Any(r => r.GetProperty("status").GetString() == "running"),
+            Deadline, "the run to start");
+        // The partition's stored state becomes unreadable while its job runs: its turn that would take the outcome fails.
+        await using (var connection = new Npgsql.NpgsqlConnection(_connectionString))
+        {
+            await connection.OpenAsync();
+            await using var corrupt = new Npgsql.NpgsqlCommand(
+                "UPDATE grain_state SET payload = convert_to('not a state', 'UTF8'), version = version + 1 WHERE grain_type = 'partition' AND grain_key = 'longrun/orphan'",
+                connection);
+            Assert.Equal(1, await corrupt.ExecuteNonQueryAsync());
+        }
+        var runId = run.Single().GetProperty("job_run_id").GetString();
+        var finished = await Eventually.UntilAsync(() => GetAsync($"/api/v1/job-runs/{runId}"), r => r.GetProperty("status").GetString() != "running",
+            Deadline, "the run's outcome to be recorded");
+        Assert.Equal("succeeded", finished.GetProperty("status").GetString());
+        Assert.Equal(1, JobTestGraph.Runs(Folder, "longrun/orphan"));
+    }
 }
