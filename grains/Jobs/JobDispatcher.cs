@@ -3,7 +3,6 @@ using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using DataBuild.GrainInterfaces;
 using DataBuild.GrainInterfaces.Graph;
-using DataBuild.Protos;
 using DataBuild.Runtime.EventLog;
 using DataBuild.Runtime.Hosting;
 using DataBuild.Runtime.Storage;
