@@ -51,6 +51,9 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
 
     public void Exit() => _turnGate.Release();
 
+    /// <summary>Between turns and in use (a hint for whoever would start a turn now).</summary>
+    public bool IsIdle => !IsDefunct && _turnGate.CurrentCount > 0;
+
     public async Task<T> RunTurnAsync<T>(Func<Task<T>> body, ReminderDelivery? delivery, CancellationToken cancellationToken, bool afterRefusal = false)
     {
         await _turnGate.WaitAsync(cancellationToken);
@@ -76,7 +79,7 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
             }
             catch (Exception e)
             {
-                DataBuildMetrics.TurnEnded(Id.Type, e is TurnRefusedException ? "refused" : "failed");
+                DataBuildMetrics.TurnEnded(Id.Type, e switch { TurnRefusedException => "refused", CommitJoinDeclinedException => "declined", _ => "failed" });
                 // Nothing of a failed turn survives: not in the database (rolled back) nor in memory.
                 Adopt(_version, _committedPayload);
                 if (e is InconsistentStateException stale && stale.Grain == Id) IsDefunct = true; // not for a nested call's conflict
@@ -110,6 +113,7 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
         // Everything below is deferred: an optimistic turn on PostgreSQL is one round trip unless an enlisted
         // write needs an answer from the database first.
         var tx = turn.Transaction ??= await store.BeginTurnAsync(cancellationToken);
+        if (turn.Delivery?.Joined is { } joined) tx.JoinAs(joined);
         if (Shared && !LockEachTurn) GrainStateTable.Fence(tx, Id, _version);
         // Enlisted writes go first, so that what they learn inside the transaction (an id the database chose)
         // can still be recorded in the state written below.

@@ -38,6 +38,10 @@ internal sealed class GrainCatalog(GrainRuntime runtime)
         return activation;
     }
 
+    /// <summary>True when the grain is active here and between turns right now (a hint: it may change at once).</summary>
+    public bool IsIdle(GrainId id) =>
+        _activations.TryGetValue(id, out var entry) && entry.IsValueCreated && entry.Value.IsCompletedSuccessfully && entry.Value.Result.IsIdle;
+
     public void Drop(GrainActivation activation)
     {
         activation.IsDefunct = true;

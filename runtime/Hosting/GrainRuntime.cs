@@ -64,6 +64,8 @@ internal sealed class GrainRuntime : IGrainFactory
     {
         var chain = CallChain.Current;
         if (chain.Contains(id)) throw new GrainCallCycleException(chain, id);
+        // The grain called could be the message's sender, whose turn is waiting for this one's batch.
+        if (!chain.IsEmpty) JoinedTurn.ThrowIfSpeculating("call another grain");
         var refused = false;
         for (var attempt = 0; ; attempt++)
         {

@@ -8,8 +8,11 @@ internal enum StateWrite { None, Write, Clear }
 /// <summary>A reminder registration (DueAt set) or removal (DueAt null) made during a turn.</summary>
 internal sealed record ReminderChange(GrainId Grain, string Name, long? DueAt, long PeriodMs);
 
-/// <summary>A claimed reminder being delivered by this turn, and where its schedule goes next (null: done).</summary>
-internal sealed record ReminderDelivery(ReminderRow Claim, long? NextDueAt);
+/// <summary>
+/// A claimed reminder being delivered by this turn, and where its schedule goes next (null: done). A message delivered
+/// ahead of its sender's commit is <paramref name="Joined"/> to it (<see cref="CommitJoin"/>).
+/// </summary>
+internal sealed record ReminderDelivery(ReminderRow Claim, long? NextDueAt, JoinedTurn? Joined = null);
 
 /// <summary>Everything one turn will write, committed together when the turn's method returns.</summary>
 internal sealed class TurnContext

@@ -105,8 +105,56 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
         }
         var leaseUntil = now + (long)options.ReminderLease.TotalMilliseconds;
         var claim = ReminderTable.UpsertLeased(transaction, grain, name, dueAt, siloId, leaseUntil, Random.Shared.NextInt64(1L << 40, 1L << 62));
-        transaction.OnCommitted(() => StartReserved(claim));
-        transaction.OnAbandoned(ReleaseSlot);
+        var joined = false;
+        transaction.OnCommittedOrJoined(() => StartReserved(claim), join => joined = TryStartJoined(claim, join));
+        transaction.OnAbandoned(() =>
+        {
+            if (!joined) ReleaseSlot(); // a joined delivery holds the slot until it ends
+        });
+    }
+
+    /// <summary>
+    /// Starts the message's turn now, ahead of its sender's commit, to commit in the sender's group
+    /// (<see cref="CommitJoin"/>): only when the grain is active here and idle, so that the sender never waits for an
+    /// activation's read or another turn.
+    /// </summary>
+    private bool TryStartJoined(ReminderRow claim, CommitJoin join)
+    {
+        if (_closed || !runtime.Catalog.IsIdle(claim.Grain)) return false;
+        var turn = join.Expect();
+        Track(() => DeliverJoinedAsync(claim, turn));
+        return true;
+    }
+
+    private async Task DeliverJoinedAsync(ReminderRow claim, JoinedTurn turn)
+    {
+        JoinedTurn.Current = turn;
+        try
+        {
+            await runtime.InvokeAsync(claim.Grain, async grain =>
+            {
+                await ((IRemindable)grain).ReceiveReminder(claim.Name, Status(claim));
+                return true;
+            }, new ReminderDelivery(claim, null, turn));
+            DataBuildMetrics.ReminderDelivery("joined");
+            return;
+        }
+        catch (Exception) when (!runtime.Killed.IsCancellationRequested)
+        {
+            // Declined (it needed to read), or it failed with or without its sender: nothing of the turn was written.
+        }
+        catch (Exception)
+        {
+            return; // killed: the lease runs out and another silo delivers
+        }
+        finally
+        {
+            turn.Withdraw(); // if it never reached its commit, the sender need not wait for it
+            turn.Decided();
+            JoinedTurn.Current = null;
+        }
+        // The message is as the sender committed it, leased to this silo: deliver it as any other.
+        if (await turn.Join.SenderCommitted) await DeliverAsync(claim);
     }
 
     /// <summary>A killed silo takes no more messages for local delivery.</summary>
@@ -120,12 +168,18 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
             ReleaseSlot();
             return;
         }
+        Track(() => DeliverAsync(claim));
+    }
+
+    /// <summary>Runs a delivery that holds a slot, tracked until it ends, and then frees the slot.</summary>
+    private void Track(Func<Task> deliver)
+    {
         Task task;
         // Not on the committing turn's execution context: the delivery is a new call chain, not a nested call. In the
         // thread pool's global queue, first in first out: a turn's messages start in the order it wrote them (a worker
         // takes its own queue's newest item first).
         using (ExecutionContext.SuppressFlow())
-            task = Task.Factory.StartNew(() => DeliverAsync(claim), CancellationToken.None,
+            task = Task.Factory.StartNew(deliver, CancellationToken.None,
                 TaskCreationOptions.PreferFairness | TaskCreationOptions.DenyChildAttach, TaskScheduler.Default).Unwrap();
         _deliveries[task] = true;
         task.ContinueWith(t =>
@@ -156,10 +210,7 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
     {
         var now = Clock.GetUtcNow().ToUnixTimeMilliseconds();
         long? next = claim.PeriodMs == 0 ? null : NextTick(claim.DueAt, claim.PeriodMs, now);
-        var status = new TickStatus(
-            DateTimeOffset.FromUnixTimeMilliseconds(claim.FirstDue),
-            TimeSpan.FromMilliseconds(claim.PeriodMs),
-            DateTimeOffset.FromUnixTimeMilliseconds(claim.DueAt));
+        var status = Status(claim);
         try
         {
             await runtime.InvokeAsync(claim.Grain, async grain =>
@@ -190,6 +241,11 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
             runtime.Store.RemindersChanged.Pulse();
         }
     }
+
+    private static TickStatus Status(ReminderRow claim) => new(
+        DateTimeOffset.FromUnixTimeMilliseconds(claim.FirstDue),
+        TimeSpan.FromMilliseconds(claim.PeriodMs),
+        DateTimeOffset.FromUnixTimeMilliseconds(claim.DueAt));
 
     /// <summary>1 s, 2 s, 4 s … up to a minute between attempts.</summary>
     public static TimeSpan Backoff(int attempt) => TimeSpan.FromSeconds(Math.Min(60, Math.Pow(2, Math.Min(attempt, 6))));

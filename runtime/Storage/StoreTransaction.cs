@@ -31,6 +31,8 @@ public sealed class StoreTransaction : IAsyncDisposable
     private DbTransaction? _transaction;
     private List<Action>? _afterCommit;
     private List<Action>? _abandoned;
+    private List<(Action AfterCommit, Func<CommitJoin, bool> TryJoin)>? _joinable;
+    private JoinedTurn? _joining;
     private bool _finished;
     private bool _disposed;
 
@@ -58,6 +60,7 @@ public sealed class StoreTransaction : IAsyncDisposable
     /// <summary>Takes a connection if the turn has none yet, and starts the explicit transaction on it.</summary>
     private async ValueTask BeginExplicitAsync(CancellationToken cancellationToken)
     {
+        if (_connection is null && _joining is { Speculating: true }) throw new CommitJoinDeclinedException("run a statement that needs an answer");
         _connection ??= await _groupCommit!.OpenConnectionAsync(cancellationToken);
         _ = Transaction;
     }
@@ -82,6 +85,17 @@ public sealed class StoreTransaction : IAsyncDisposable
     public bool IsCommitted { get; private set; }
 
     public void OnCommitted(Action action) => (_afterCommit ??= []).Add(action);
+
+    /// <summary>
+    /// Work for after the commit that may instead start ahead of it, joined to it (<see cref="CommitJoin"/>): when this
+    /// is a turn committed by the group commit, <paramref name="tryJoin"/> is offered the join just before the batch
+    /// leaves; if it declines (false), or the transaction commits any other way, <paramref name="afterCommit"/> runs
+    /// after the commit as <see cref="OnCommitted"/> would run it.
+    /// </summary>
+    public void OnCommittedOrJoined(Action afterCommit, Func<CommitJoin, bool> tryJoin) => (_joinable ??= []).Add((afterCommit, tryJoin));
+
+    /// <summary>This is the transaction of a turn run ahead of its message's commit: it commits in its sender's group, or after it.</summary>
+    public void JoinAs(JoinedTurn turn) => _joining = turn;
 
     /// <summary>Runs <paramref name="action"/> when the transaction is disposed without having committed (rolled back, or failed).</summary>
     public void OnAbandoned(Action action) => (_abandoned ??= []).Add(action);
@@ -263,7 +277,9 @@ public sealed class StoreTransaction : IAsyncDisposable
             // Nothing needed an answer: the deferred batch is the whole transaction, committed with whatever
             // other turns commit at the same moment (one implicit transaction, atomic for each of them).
             var statements = TakeDeferred();
-            if (statements.Count > 0) await _groupCommit.CommitAsync(statements, EventsAppended, cancellationToken);
+            if (_joining is not null) await _joining.CommitAsync(_groupCommit, statements, EventsAppended, cancellationToken);
+            else if (_joinable is not null) await CommitWithJoinedAsync(statements, cancellationToken);
+            else if (statements.Count > 0) await _groupCommit.CommitAsync(statements, EventsAppended, cancellationToken);
         }
         else if (IsPostgres && statementsOnly)
         {
@@ -275,6 +291,8 @@ public sealed class StoreTransaction : IAsyncDisposable
             await FlushAsync(cancellationToken); // inside the explicit transaction, which this starts if need be
             await Transaction.CommitAsync(cancellationToken);
         }
+        if (_joinable is not null)
+            foreach (var (afterCommit, _) in _joinable) OnCommitted(afterCommit); // not offered a join: after the commit
         _finished = true;
         IsCommitted = true;
         if (_afterCommit is null) return;
@@ -286,6 +304,41 @@ public sealed class StoreTransaction : IAsyncDisposable
         }
         // The data is committed whatever a callback does; surface callback bugs without pretending the commit failed.
         if (errors is not null) throw new AggregateException("Committed, but an after-commit action failed.", errors);
+    }
+
+    /// <summary>How long a sender's batch waits for the turns of its messages to join it (they take a fraction of a millisecond).</summary>
+    private static readonly TimeSpan MaxJoinWait = TimeSpan.FromMilliseconds(3);
+
+    /// <summary>
+    /// The group-commit path of a turn whose messages may join it: their turns start now, and their batches go in the
+    /// same group right behind this one's. Messages not joined are delivered after the commit, as before.
+    /// </summary>
+    private async Task CommitWithJoinedAsync(List<DeferredWrite> statements, CancellationToken cancellationToken)
+    {
+        var join = new CommitJoin();
+        var committed = false;
+        List<CommitJoin.Joiner>? joiners = null;
+        try
+        {
+            foreach (var (afterCommit, tryJoin) in _joinable!)
+                if (!tryJoin(join)) OnCommitted(afterCommit);
+            _joinable = null;
+            joiners = await join.GatherAsync(MaxJoinWait);
+            var turns = new List<Postgres.GroupCommit.Turn> { new(statements, EventsAppended, cancellationToken) };
+            turns.AddRange(joiners.Select(j => new Postgres.GroupCommit.Turn(j.Statements, j.Events, j.CancellationToken)));
+            var commits = _groupCommit!.CommitTogether(turns);
+            for (var i = 0; i < joiners.Count; i++) joiners[i].Follow(commits[i + 1]);
+            joiners = null; // each now follows its own commit
+            await commits[0];
+            committed = true;
+        }
+        finally
+        {
+            // A joined turn never left behind: if this failed before the group was sent, so do the turns that joined it.
+            if (joiners is not null)
+                foreach (var joiner in joiners) joiner.Done.TrySetException(new CommitJoinDeclinedException("commit without its message"));
+            join.SenderFinished(committed);
+        }
     }
 
     public async ValueTask DisposeAsync()

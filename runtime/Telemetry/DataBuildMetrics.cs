@@ -31,7 +31,10 @@ public static class DataBuildMetrics
     private static readonly Histogram<double> JobRunDuration = Meter.CreateHistogram<double>("databuild.job_run.duration", unit: "s",
         description: "Job runs finished on this silo: process start to exit, by job and status");
 
-    /// <summary>A grain turn ended: committed, failed, or refused (an optimistic hand-off refused at the commit; the turn runs again).</summary>
+    /// <summary>
+    /// A grain turn ended: committed, failed, refused (an optimistic hand-off refused at the commit; the turn runs again) or
+    /// declined (a turn run ahead of its message's commit needed to read; it runs again once the message has committed).
+    /// </summary>
     public static void TurnEnded(string grainType, string outcome) =>
         GrainTurns.Add(1, new KeyValuePair<string, object?>("grain_type", grainType), new KeyValuePair<string, object?>("outcome", outcome));
 
@@ -42,7 +45,7 @@ public static class DataBuildMetrics
         CommitGroupDuration.Record(roundTrip.TotalSeconds);
     }
 
-    /// <summary>A reminder or grain message was delivered, found stale, or failed.</summary>
+    /// <summary>A reminder or grain message was delivered (joined: in its sender's commit), found stale, or failed.</summary>
     public static void ReminderDelivery(string outcome) => ReminderDeliveries.Add(1, new KeyValuePair<string, object?>("outcome", outcome));
 
     /// <summary>A follower of the event log (GET /api/v1/events?wait_seconds=) starts (+1) or stops (-1) waiting for an event.</summary>

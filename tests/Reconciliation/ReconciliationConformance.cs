@@ -211,13 +211,33 @@ public sealed class PostgresReconciliationTests(PostgresDatabase database) : Rec
         await UntilStatusAsync(want, "satisfied");
         var events = (await GetAsync("/api/v1/events?partition=leaf%2Ftogether&limit=100")).GetProperty("events").EnumerateArray().ToList();
         var succeeded = Assert.Single(events, e => e.GetProperty("type").GetString() == "job_run_succeeded").GetProperty("index").GetInt64();
-        var available = Assert.Single(events, e => e.GetProperty("type").GetString() == "partition_status_changed"
-            && e.GetProperty("partition_status_changed").GetProperty("status").GetString()!.EndsWith("AVAILABLE", StringComparison.Ordinal)).GetProperty("index").GetInt64();
+        var available = Assert.Single(events, e => IsStatusChange(e, "AVAILABLE")).GetProperty("index").GetInt64();
         // An event's index is its transaction's number shifted left 16 bits plus its position in it (001_event_log.sql):
         // no reader of the log or the API ever sees the run succeeded while its partition is still building.
         Assert.Equal(succeeded >> 16, available >> 16);
         Assert.True(succeeded < available, "the outcome comes first in the log");
     }
+
+    [Fact]
+    public async Task A_dependent_waiting_in_memory_is_dispatched_in_the_commit_that_makes_its_upstream_available()
+    {
+        var want = await WantAsync("chain/2/joined");
+        await UntilStatusAsync(want, "satisfied");
+        var upstream = (await GetAsync("/api/v1/events?partition=chain%2F1%2Fjoined&limit=100")).GetProperty("events").EnumerateArray()
+            .Single(e => IsStatusChange(e, "AVAILABLE")).GetProperty("index").GetInt64();
+        // chain/2 was dispatched twice: for its want, and again when chain/1 became available (it waited, active and idle).
+        var redispatch = (await GetAsync("/api/v1/events?partition=chain%2F2%2Fjoined&limit=100")).GetProperty("events").EnumerateArray()
+            .Where(e => IsStatusChange(e, "BUILDING")).Select(e => e.GetProperty("index").GetInt64()).Max();
+        // The same transaction (an index is its transaction's number shifted left 16 bits plus its position): the
+        // dependent's turn ran ahead of the upstream's commit and its batch went in the same group, behind it.
+        Assert.Equal(upstream >> 16, redispatch >> 16);
+        Assert.True(upstream < redispatch, "the upstream's move comes first in the log");
+        Assert.Equal(2, JobTestGraph.Runs(Folder, "chain/2/joined"));
+    }
+
+    private static bool IsStatusChange(JsonElement e, string status) =>
+        e.GetProperty("type").GetString() == "partition_status_changed"
+        && e.GetProperty("partition_status_changed").GetProperty("status").GetString()!.EndsWith(status, StringComparison.Ordinal);
 
     [Fact]
     public async Task A_run_whose_partition_cannot_take_its_outcome_still_has_its_outcome_recorded()

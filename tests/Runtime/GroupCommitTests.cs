@@ -182,4 +182,66 @@ public sealed class GroupCommitTests(PostgresDatabase database) : IClassFixture<
         await turns[0].WaitAsync(TimeSpan.FromSeconds(20));
         Assert.Equal(Turns, (await store.Events.ListAsync(new EventFilter { Limit = 1000 })).Events.Count);
     }
+
+    [Fact]
+    public async Task A_turn_joined_to_its_sender_commits_in_the_senders_transaction_and_not_at_all_when_the_sender_fails()
+    {
+        await using var store = await StoreWithTakenKeyAsync();
+
+        // The sender claims a key; the joined turn (its message's) removes it, which it can only do behind the sender.
+        async Task<(Exception? Sender, Exception? Joined)> SendAsync(string key, bool senderFails)
+        {
+            Task<Exception?>? joined = null;
+            Exception? sent = null;
+            try
+            {
+                await using var tx = await store.BeginTurnAsync();
+                store.Events.AppendDeferred(tx, [WantCreate($"sender-{key}", "p/s")]);
+                ClaimKey(tx, key, "sender");
+                if (senderFails) ClaimKey(tx, "taken", "sender");
+                tx.OnCommittedOrJoined(() => { }, join =>
+                {
+                    var turn = join.Expect();
+                    joined = Task.Run(async () =>
+                    {
+                        try
+                        {
+                            await using var r = await store.BeginTurnAsync();
+                            r.JoinAs(turn);
+                            store.Events.AppendDeferred(r, [WantCreate($"joined-{key}", "p/j")]);
+                            r.DeferExpecting(1, () => new KeyTakenException(), "DELETE FROM idempotency_keys WHERE key = $1", key);
+                            await r.CommitAsync();
+                            return null;
+                        }
+                        catch (Exception e)
+                        {
+                            return e;
+                        }
+                    });
+                    return true;
+                });
+                await tx.CommitAsync();
+            }
+            catch (Exception e)
+            {
+                sent = e;
+            }
+            return (sent, await joined!.WaitAsync(TimeSpan.FromSeconds(20)));
+        }
+
+        var committed = await SendAsync("kept", senderFails: false);
+        Assert.Null(committed.Sender);
+        Assert.Null(committed.Joined);
+        var failed = await SendAsync("lost", senderFails: true);
+        Assert.IsType<KeyTakenException>(failed.Sender);
+        Assert.NotNull(failed.Joined);
+
+        var events = (await store.Events.ListAsync(new EventFilter { Limit = 1000 })).Events;
+        Assert.Equal(["joined-kept", "sender-kept"], events.Select(e => e.WantCreate.WantId).Order());
+        Assert.Equal(events[0].Index >> 16, events[1].Index >> 16); // one transaction, the sender's first
+        Assert.Equal("sender-kept", events[0].WantCreate.WantId);
+        await using var connection = await store.OpenConnectionAsync();
+        await using var command = Sql.Command(connection, null, "SELECT count(*) FROM idempotency_keys WHERE key <> 'taken'");
+        Assert.Equal(0L, await command.ExecuteScalarAsync()); // "kept" claimed then removed; "lost" never claimed
+    }
 }

@@ -43,22 +43,32 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
         await dataSource.OpenConnectionAsync(cancellationToken);
 
     /// <summary>Commits one turn's statements with whatever else is committing; completes when its group has committed.</summary>
-    public Task CommitAsync(IReadOnlyList<DeferredWrite> statements, int events, CancellationToken cancellationToken)
+    public Task CommitAsync(IReadOnlyList<DeferredWrite> statements, int events, CancellationToken cancellationToken) =>
+        CommitTogether([new Turn(statements, events, cancellationToken)])[0];
+
+    /// <summary>
+    /// Commits turns queued one right behind the other, so that they normally share a group, in this order (a joined
+    /// turn behind its sender: <see cref="CommitJoin"/>). Each is still its own all-or-nothing member; one task each.
+    /// </summary>
+    public IReadOnlyList<Task> CommitTogether(IReadOnlyList<Turn> turns)
     {
-        cancellationToken.ThrowIfCancellationRequested();
-        var member = new Member(statements, events, cancellationToken);
+        turns[0].CancellationToken.ThrowIfCancellationRequested();
+        var members = turns.Select(t => new Member(t.Statements, t.Events, t.CancellationToken)).ToList();
         bool send;
         lock (_gate)
         {
-            _queue.Enqueue(member);
+            foreach (var member in members) _queue.Enqueue(member);
             send = _inFlight < maxInFlight;
             if (send) _inFlight++;
         }
         // The sender completes every member it takes, whatever happens; nothing queued is left behind, because a
         // sender only stops once it has found the queue empty under the lock.
         if (send) _ = Task.Run(SendWhileQueuedAsync, CancellationToken.None);
-        return member.Done.Task;
+        return [.. members.Select(m => m.Done.Task)];
     }
+
+    /// <summary>One turn's batch: its statements and how many events it appends.</summary>
+    public sealed record Turn(IReadOnlyList<DeferredWrite> Statements, int Events, CancellationToken CancellationToken);
 
     private async Task SendWhileQueuedAsync()
     {

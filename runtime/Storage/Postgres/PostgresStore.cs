@@ -48,8 +48,11 @@ public sealed class PostgresStore : IDataStore
     public ChangeSignal JobsQueued => _notifications.Signal(JobsChannel);
     public void PublishJobsQueued() => _notifications.Publish(JobsChannel);
 
-    public async Task<System.Data.Common.DbConnection> OpenConnectionAsync(CancellationToken cancellationToken = default) =>
-        await _dataSource.OpenConnectionAsync(cancellationToken);
+    public async Task<System.Data.Common.DbConnection> OpenConnectionAsync(CancellationToken cancellationToken = default)
+    {
+        JoinedTurn.ThrowIfSpeculating("read the database");
+        return await _dataSource.OpenConnectionAsync(cancellationToken);
+    }
     internal NpgsqlDataSource DataSource => _dataSource;
 
     public async Task MigrateAsync(CancellationToken cancellationToken = default)
@@ -98,6 +101,7 @@ public sealed class PostgresStore : IDataStore
 
     public async Task<StoreTransaction> BeginAsync(CancellationToken cancellationToken = default)
     {
+        JoinedTurn.ThrowIfSpeculating("open a transaction of its own");
         var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
         try
         {
