@@ -221,18 +221,25 @@ public sealed class PostgresReconciliationTests(PostgresDatabase database) : Rec
     [Fact]
     public async Task A_dependent_waiting_in_memory_is_dispatched_in_the_commit_that_makes_its_upstream_available()
     {
-        var want = await WantAsync("chain/2/joined");
-        await UntilStatusAsync(want, "satisfied");
-        var upstream = (await GetAsync("/api/v1/events?partition=chain%2F1%2Fjoined&limit=100")).GetProperty("events").EnumerateArray()
-            .Single(e => IsStatusChange(e, "AVAILABLE")).GetProperty("index").GetInt64();
-        // chain/2 was dispatched twice: for its want, and again when chain/1 became available (it waited, active and idle).
-        var redispatch = (await GetAsync("/api/v1/events?partition=chain%2F2%2Fjoined&limit=100")).GetProperty("events").EnumerateArray()
-            .Where(e => IsStatusChange(e, "BUILDING")).Select(e => e.GetProperty("index").GetInt64()).Max();
-        // The same transaction (an index is its transaction's number shifted left 16 bits plus its position): the
-        // dependent's turn ran ahead of the upstream's commit and its batch went in the same group, behind it.
-        Assert.Equal(upstream >> 16, redispatch >> 16);
-        Assert.True(upstream < redispatch, "the upstream's move comes first in the log");
-        Assert.Equal(2, JobTestGraph.Runs(Folder, "chain/2/joined"));
+        // A joined turn that reaches its commit after the sender's group has left (a loaded machine) commits after it,
+        // correctly but in a transaction of its own: a few chains, and one must have joined.
+        var joined = new List<string>();
+        for (var i = 0; i < 3 && joined.Count == 0; i++)
+        {
+            var key = $"joined{i}";
+            await UntilStatusAsync(await WantAsync($"chain/2/{key}"), "satisfied");
+            var upstream = (await GetAsync($"/api/v1/events?partition=chain%2F1%2F{key}&limit=100")).GetProperty("events").EnumerateArray()
+                .Single(e => IsStatusChange(e, "AVAILABLE")).GetProperty("index").GetInt64();
+            // chain/2 was dispatched twice: for its want, and again when chain/1 became available (it waited, active and idle).
+            var redispatch = (await GetAsync($"/api/v1/events?partition=chain%2F2%2F{key}&limit=100")).GetProperty("events").EnumerateArray()
+                .Where(e => IsStatusChange(e, "BUILDING")).Select(e => e.GetProperty("index").GetInt64()).Max();
+            Assert.True(upstream < redispatch, "the upstream's move comes first in the log");
+            Assert.Equal(2, JobTestGraph.Runs(Folder, $"chain/2/{key}"));
+            // The same transaction (an index is its transaction's number shifted left 16 bits plus its position): the
+            // dependent's turn ran ahead of the upstream's commit and its batch went in the same group, behind it.
+            if (upstream >> 16 == redispatch >> 16) joined.Add(key);
+        }
+        Assert.NotEmpty(joined);
     }
 
     private static bool IsStatusChange(JsonElement e, string status) =>
