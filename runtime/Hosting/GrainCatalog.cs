@@ -39,13 +39,16 @@ internal sealed class GrainCatalog(GrainRuntime runtime)
     }
 
     /// <summary>True when the grain is active here and between turns right now (a hint: it may change at once).</summary>
-    public bool IsIdle(GrainId id) =>
-        _activations.TryGetValue(id, out var entry) && entry.IsValueCreated && entry.Value.IsCompletedSuccessfully && entry.Value.Result.IsIdle;
+    public bool IsIdle(GrainId id) => _activations.TryGetValue(id, out var entry) && Activated(entry) is { IsIdle: true };
+
+    /// <summary>The entry's activation once it has activated; null while activating or after a failed activation.</summary>
+    private static GrainActivation? Activated(Lazy<Task<GrainActivation>> entry) =>
+        entry.IsValueCreated && entry.Value.IsCompletedSuccessfully ? entry.Value.Result : null;
 
     public void Drop(GrainActivation activation)
     {
         activation.IsDefunct = true;
-        if (_activations.TryGetValue(activation.Id, out var entry) && entry.IsValueCreated && entry.Value.IsCompletedSuccessfully && entry.Value.Result == activation)
+        if (_activations.TryGetValue(activation.Id, out var entry) && Activated(entry) == activation)
             _activations.TryRemove(new KeyValuePair<GrainId, Lazy<Task<GrainActivation>>>(activation.Id, entry));
     }
 
@@ -55,8 +58,7 @@ internal sealed class GrainCatalog(GrainRuntime runtime)
         var collected = 0;
         foreach (var (id, entry) in _activations)
         {
-            if (!entry.IsValueCreated || !entry.Value.IsCompletedSuccessfully) continue;
-            var activation = entry.Value.Result;
+            if (Activated(entry) is not { } activation) continue;
             if (idleFor is { } idle && runtime.Clock.GetElapsedTime(activation.LastUsedTimestamp) < idle) continue;
             if (!activation.TryEnterIdle()) continue; // mid-turn: not idle
             try

@@ -131,11 +131,7 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
         JoinedTurn.Current = turn;
         try
         {
-            await runtime.InvokeAsync(claim.Grain, async grain =>
-            {
-                await ((IRemindable)grain).ReceiveReminder(claim.Name, Status(claim));
-                return true;
-            }, new ReminderDelivery(claim, null, turn));
+            await ReceiveAsync(new ReminderDelivery(claim, null, turn));
             DataBuildMetrics.ReminderDelivery("joined");
             return;
         }
@@ -210,16 +206,9 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
     {
         var now = Clock.GetUtcNow().ToUnixTimeMilliseconds();
         long? next = claim.PeriodMs == 0 ? null : NextTick(claim.DueAt, claim.PeriodMs, now);
-        var status = Status(claim);
         try
         {
-            await runtime.InvokeAsync(claim.Grain, async grain =>
-            {
-                if (grain is not IRemindable remindable)
-                    throw new InvalidOperationException($"Grain {claim.Grain} received reminder '{claim.Name}' but does not implement IRemindable.");
-                await remindable.ReceiveReminder(claim.Name, status);
-                return true;
-            }, new ReminderDelivery(claim, next));
+            await ReceiveAsync(new ReminderDelivery(claim, next));
             DataBuildMetrics.ReminderDelivery("delivered");
         }
         catch (StaleReminderClaimException)
@@ -242,10 +231,22 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
         }
     }
 
-    private static TickStatus Status(ReminderRow claim) => new(
-        DateTimeOffset.FromUnixTimeMilliseconds(claim.FirstDue),
-        TimeSpan.FromMilliseconds(claim.PeriodMs),
-        DateTimeOffset.FromUnixTimeMilliseconds(claim.DueAt));
+    /// <summary>The delivery's turn: the grain's <see cref="IRemindable.ReceiveReminder"/>, committed with the claim's completion.</summary>
+    private Task<bool> ReceiveAsync(ReminderDelivery delivery)
+    {
+        var claim = delivery.Claim;
+        var status = new TickStatus(
+            DateTimeOffset.FromUnixTimeMilliseconds(claim.FirstDue),
+            TimeSpan.FromMilliseconds(claim.PeriodMs),
+            DateTimeOffset.FromUnixTimeMilliseconds(claim.DueAt));
+        return runtime.InvokeAsync(claim.Grain, async grain =>
+        {
+            if (grain is not IRemindable remindable)
+                throw new InvalidOperationException($"Grain {claim.Grain} received reminder '{claim.Name}' but does not implement IRemindable.");
+            await remindable.ReceiveReminder(claim.Name, status);
+            return true;
+        }, delivery);
+    }
 
     /// <summary>1 s, 2 s, 4 s … up to a minute between attempts.</summary>
     public static TimeSpan Backoff(int attempt) => TimeSpan.FromSeconds(Math.Min(60, Math.Pow(2, Math.Min(attempt, 6))));

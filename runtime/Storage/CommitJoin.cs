@@ -137,7 +137,6 @@ public sealed class JoinedTurn
                 return;
             }
             if (!await Join.SenderCommitted) throw new CommitJoinDeclinedException("its message was not committed");
-            Decided();
             await groupCommit.CommitAsync(statements, events, cancellationToken);
         }
         finally

@@ -1,6 +1,8 @@
 using System.Diagnostics;
+using System.Net.Http.Json;
 using System.Runtime.InteropServices;
 using System.Text;
+using System.Text.Json;
 
 using DataBuild.Testing;
 
@@ -46,6 +48,18 @@ public sealed class SiloProcess : IAsyncDisposable
         process.BeginErrorReadLine();
         return silo;
     }
+
+    /// <summary>Declares a want for <paramref name="partitions"/> (POST /api/v1/wants) and returns its id.</summary>
+    public async Task<string> CreateWantAsync(params string[] partitions)
+    {
+        using var created = await Http.PostAsJsonAsync("/api/v1/wants", new { partitions });
+        created.EnsureSuccessStatusCode();
+        return (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("want_id").GetString()!;
+    }
+
+    /// <summary>The want's page (GET /api/v1/wants/{id}) once <paramref name="done"/> holds for it.</summary>
+    public Task<JsonElement> UntilWantAsync(string wantId, Func<JsonElement, bool> done, TimeSpan timeout, string what) =>
+        Eventually.UntilAsync(async () => JsonDocument.Parse(await Http.GetStringAsync($"/api/v1/wants/{wantId}")).RootElement.Clone(), done, timeout, what);
 
     /// <summary>Waits until an event-log long poll on this silo is waiting for an event (its /metrics say so).</summary>
     public Task WaitForWaitingLongPollAsync() =>

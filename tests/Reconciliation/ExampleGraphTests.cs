@@ -17,11 +17,8 @@ public sealed class ExampleGraphTests : IDisposable
         await using var silo = SiloProcess.Start($"sqlite:{Path.Combine(_folder, "databuild.db")}", _folder, "--graph", graph);
         await silo.WaitReadyAsync();
 
-        using var created = await silo.Http.PostAsJsonAsync("/api/v1/wants", new { partitions = new[] { "report/weekly/week=2024-01-01" } });
-        created.EnsureSuccessStatusCode();
-        var id = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("want_id").GetString();
-        await Eventually.UntilAsync(async () => JsonDocument.Parse(await silo.Http.GetStringAsync($"/api/v1/wants/{id}")).RootElement.Clone(),
-            w => w.GetProperty("status").GetString() is "satisfied" or "failed", TimeSpan.FromSeconds(90), "the weekly report");
+        var id = await silo.CreateWantAsync("report/weekly/week=2024-01-01");
+        await silo.UntilWantAsync(id, w => w.GetProperty("status").GetString() is "satisfied" or "failed", TimeSpan.FromSeconds(90), "the weekly report");
 
         var want = JsonDocument.Parse(await silo.Http.GetStringAsync($"/api/v1/wants/{id}")).RootElement;
         Assert.Equal("satisfied", want.GetProperty("status").GetString());

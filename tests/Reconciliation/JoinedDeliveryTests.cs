@@ -17,11 +17,7 @@ public sealed class JoinedDeliveryTests(PostgresDatabase database) : IClassFixtu
     {
         await using var silo = SiloProcess.Start($"postgres:{await database.CreateAnotherAsync()}", null, "--graph", JobTestGraph.Write(_folder));
         await silo.WaitReadyAsync();
-        using var created = await silo.Http.PostAsJsonAsync("/api/v1/wants", new { partitions = new[] { "broken/joined" } });
-        created.EnsureSuccessStatusCode();
-        var wantId = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("want_id").GetString();
-        var want = await Eventually.UntilAsync(
-            async () => JsonDocument.Parse(await silo.Http.GetStringAsync($"/api/v1/wants/{wantId}")).RootElement.Clone(),
+        var want = await silo.UntilWantAsync(await silo.CreateWantAsync("broken/joined"),
             w => w.GetProperty("status").GetString() == "failed", TimeSpan.FromSeconds(60), "the want to fail");
 
         // The want was active and idle, so the message's turn started ahead of the partition's commit; it needed the

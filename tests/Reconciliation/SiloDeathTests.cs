@@ -22,9 +22,7 @@ public sealed class SiloDeathTests(PostgresDatabase database) : IClassFixture<Po
         await using var survivor = SiloProcess.Start(store, null, args);
         await survivor.WaitReadyAsync();
 
-        using var created = await doomed.Http.PostAsJsonAsync("/api/v1/wants", new { partitions = new[] { "longrun/x" } });
-        created.EnsureSuccessStatusCode();
-        var wantId = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("want_id").GetString();
+        var wantId = await doomed.CreateWantAsync("longrun/x");
         var running = await Eventually.UntilAsync(
             async () => JsonDocument.Parse(await doomed.Http.GetStringAsync("/api/v1/job-runs?job_label=longrun")).RootElement.Clone(),
             page => page.GetProperty("job_runs").EnumerateArray().Any(r => r.GetProperty("status").GetString() == "running"),
@@ -35,9 +33,8 @@ public sealed class SiloDeathTests(PostgresDatabase database) : IClassFixture<Po
 
         doomed.Kill(); // mid-run: the job process dies with it
 
-        var want = await Eventually.UntilAsync(
-            async () => JsonDocument.Parse(await survivor.Http.GetStringAsync($"/api/v1/wants/{wantId}")).RootElement.Clone(),
-            w => w.GetProperty("status").GetString() == "satisfied", TimeSpan.FromSeconds(60), "the survivor to finish the want");
+        var want = await survivor.UntilWantAsync(wantId, w => w.GetProperty("status").GetString() == "satisfied", TimeSpan.FromSeconds(60),
+            "the survivor to finish the want");
         var run = JsonDocument.Parse(await survivor.Http.GetStringAsync($"/api/v1/job-runs/{runId}")).RootElement;
         Assert.Equal("succeeded", run.GetProperty("status").GetString());
         Assert.Equal(2, run.GetProperty("attempt").GetInt32());

@@ -19,12 +19,8 @@ public sealed partial class MetricsTests(PostgresDatabase database) : IClassFixt
     {
         await using var silo = SiloProcess.Start($"postgres:{await database.CreateAnotherAsync()}", null, "--graph", JobTestGraph.Write(_folder));
         await silo.WaitReadyAsync();
-        using var created = await silo.Http.PostAsJsonAsync("/api/v1/wants", new { partitions = new[] { "leaf/metrics" } });
-        created.EnsureSuccessStatusCode();
-        var wantId = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("want_id").GetString();
-        await Eventually.UntilAsync(
-            async () => JsonDocument.Parse(await silo.Http.GetStringAsync($"/api/v1/wants/{wantId}")).RootElement.GetProperty("status").GetString(),
-            s => s == "satisfied", TimeSpan.FromSeconds(60), "the want to be satisfied");
+        await silo.UntilWantAsync(await silo.CreateWantAsync("leaf/metrics"),
+            w => w.GetProperty("status").GetString() == "satisfied", TimeSpan.FromSeconds(60), "the want to be satisfied");
 
         // The run's outcome is recorded after its process exits: wait for the metric rather than race it.
         var text = await Eventually.UntilAsync(() => silo.Http.GetStringAsync("/metrics"),
