@@ -306,9 +306,6 @@ public sealed class StoreTransaction : IAsyncDisposable
         if (errors is not null) throw new AggregateException("Committed, but an after-commit action failed.", errors);
     }
 
-    /// <summary>How long a sender's batch waits for the turns of its messages to join it (they take a fraction of a millisecond).</summary>
-    private static readonly TimeSpan MaxJoinWait = TimeSpan.FromMilliseconds(3);
-
     /// <summary>
     /// The group-commit path of a turn whose messages may join it: their turns start now, and their batches go in the
     /// same group right behind this one's. Messages not joined are delivered after the commit, as before.
@@ -323,7 +320,7 @@ public sealed class StoreTransaction : IAsyncDisposable
             foreach (var (afterCommit, tryJoin) in _joinable!)
                 if (!tryJoin(join)) OnCommitted(afterCommit);
             _joinable = null;
-            joiners = await join.GatherAsync(MaxJoinWait);
+            joiners = await join.GatherAsync(_groupCommit!.JoinWait);
             var turns = new List<Postgres.GroupCommit.Turn> { new(statements, EventsAppended, cancellationToken) };
             turns.AddRange(joiners.Select(j => new Postgres.GroupCommit.Turn(j.Statements, j.Events, j.CancellationToken)));
             var commits = _groupCommit!.CommitTogether(turns);

@@ -1,6 +1,7 @@
 using DataBuild.Protos;
 using DataBuild.Runtime.Hosting;
 using DataBuild.Runtime.Storage;
+using DataBuild.Runtime.Storage.Postgres;
 using DataBuild.Tests.Infrastructure;
 using Npgsql;
 using static DataBuild.Tests.EventLog.SampleEvents;
@@ -187,6 +188,9 @@ public sealed class GroupCommitTests(PostgresDatabase database) : IClassFixture<
     public async Task A_turn_joined_to_its_sender_commits_in_the_senders_transaction_and_not_at_all_when_the_sender_fails()
     {
         await using var store = await StoreWithTakenKeyAsync();
+        // However slow this machine is to start the joined turn, the sender waits for it: this pins what a join does,
+        // not how often one arrives in time.
+        ((PostgresStore)store).CommitJoinWait = TimeSpan.FromSeconds(20);
 
         // The sender claims a key; the joined turn (its message's) removes it, which it can only do behind the sender.
         async Task<(Exception? Sender, Exception? Joined)> SendAsync(string key, bool senderFails)

@@ -34,6 +34,9 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
     // Transaction-local: it ends with the group's implicit transaction.
     private const string GroupLockTimeout = "SELECT set_config('lock_timeout', '50ms', true)";
 
+    /// <summary>How long a sender's batch waits for the turns of its messages to join it (they take a fraction of a millisecond).</summary>
+    public TimeSpan JoinWait { get; set; } = TimeSpan.FromMilliseconds(3);
+
     private readonly Lock _gate = new();
     private readonly Queue<Member> _queue = new();
     private int _inFlight;

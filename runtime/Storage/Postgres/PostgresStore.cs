@@ -38,6 +38,16 @@ public sealed class PostgresStore : IDataStore
     }
 
     public StoreLocation Location { get; }
+
+    /// <summary>
+    /// How long a turn's commit waits for the turns of its messages to join it (<see cref="CommitJoin"/>). A turn
+    /// that arrives later still commits, in a transaction of its own behind its sender's.
+    /// </summary>
+    public TimeSpan CommitJoinWait
+    {
+        get => _groupCommit.JoinWait;
+        set => _groupCommit.JoinWait = value;
+    }
     public IEventLog Events { get; }
     public ChangeSignal EventsAppended => _notifications.Signal(EventsChannel);
     public GrainStateTable GrainStates => new(this);
