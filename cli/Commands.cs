@@ -61,16 +61,41 @@ public sealed class Commands(ApiClient api)
         return ExitCodes.Ok;
     }
 
-    /// <summary>Creates a want and follows it until it ends: live on a terminal, line by line otherwise.</summary>
+    /// <summary>
+    /// Creates a want and follows it until it ends: live on a terminal (its page, redrawn); otherwise one line per
+    /// event of its timeline, so a log or a script sees every transition however quickly it passed.
+    /// </summary>
     public async Task<int> BuildAsync(Arguments a)
     {
         var json = a.Flag("json");
         var want = await api.PostAsync("api/v1/wants", WantBody(a, "cli"));
         var id = S(want, "want_id");
-        var live = !Console.IsOutputRedirected && !json;
         var clock = Stopwatch.StartNew();
         if (!json) Console.WriteLine($"building {Refs(want, "partitions")} (want {id})");
-        var seen = new Dictionary<string, string>();
+        JsonElement detail;
+        var took = clock.Elapsed;
+        if (!Console.IsOutputRedirected && !json)
+        {
+            detail = await RedrawUntilEndedAsync(id, clock);
+            took = clock.Elapsed;
+        }
+        else
+        {
+            var progress = new BuildProgress(id);
+            await foreach (var e in new WantTimeline(api, id).FollowAsync())
+                if (!json && progress.Line(e) is { } line) Console.WriteLine(line);
+            detail = await api.GetAsync($"api/v1/wants/{id}");
+            took = progress.Elapsed; // the server's clock, as the lines above it
+        }
+        var status = S(detail, "status");
+        if (json) Json(detail);
+        else Console.WriteLine($"want {id} {status} after {took.TotalSeconds:0.0} s{(S(detail, "reason") is { Length: > 0 } r ? $": {r}" : "")}");
+        return status switch { "satisfied" => ExitCodes.Ok, "failed" => ExitCodes.Failed, "expired" => ExitCodes.Expired, _ => ExitCodes.Cancelled };
+    }
+
+    /// <summary>The want's page, its children and the running jobs, redrawn in place four times a second until it ends.</summary>
+    private async Task<JsonElement> RedrawUntilEndedAsync(string id, Stopwatch clock)
+    {
         var drawn = 0;
         while (true)
         {
@@ -81,31 +106,11 @@ public sealed class Commands(ApiClient api)
             foreach (var c in detail.GetProperty("child_wants").EnumerateArray()) lines.Add($"  child want {Short(S(c, "want_id"))} {Refs(c, "partitions")}: {S(c, "status")}");
             var runs = await api.GetAsync("api/v1/job-runs?status=running&limit=1000");
             foreach (var r in runs.GetProperty("job_runs").EnumerateArray()) lines.Add($"  running {S(r, "job_label")} {Short(S(r, "job_run_id"))}: {Refs(r, "partitions")}");
-            if (live)
-            {
-                if (drawn > 0) Console.Write($"\x1b[{drawn}F\x1b[J");
-                Console.WriteLine($"{status} after {clock.Elapsed.TotalSeconds:0.0} s");
-                foreach (var line in lines) Console.WriteLine(line);
-                drawn = lines.Count + 1;
-            }
-            else if (!json)
-            {
-                var stamp = $"[{clock.Elapsed.TotalSeconds,6:0.0}s]";
-                if (!seen.TryGetValue("", out var last) || last != status) Console.WriteLine($"{stamp} want {status}");
-                seen[""] = status;
-                foreach (var line in lines.Where(l => !l.StartsWith("  running", StringComparison.Ordinal)))
-                {
-                    var key = line[..line.LastIndexOf(':')];
-                    if (!seen.TryGetValue(key, out var before) || before != line) Console.WriteLine($"{stamp}{line}");
-                    seen[key] = line;
-                }
-            }
-            if (status is "satisfied" or "failed" or "expired" or "cancelled")
-            {
-                if (json) Json(detail);
-                else Console.WriteLine($"want {id} {status} after {clock.Elapsed.TotalSeconds:0.0} s{(S(detail, "reason") is { Length: > 0 } r ? $": {r}" : "")}");
-                return status switch { "satisfied" => ExitCodes.Ok, "failed" => ExitCodes.Failed, "expired" => ExitCodes.Expired, _ => ExitCodes.Cancelled };
-            }
+            if (drawn > 0) Console.Write($"\x1b[{drawn}F\x1b[J");
+            Console.WriteLine($"{status} after {clock.Elapsed.TotalSeconds:0.0} s");
+            foreach (var line in lines) Console.WriteLine(line);
+            drawn = lines.Count + 1;
+            if (status is "satisfied" or "failed" or "expired" or "cancelled") return detail;
             await Task.Delay(250);
         }
     }

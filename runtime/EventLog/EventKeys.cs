@@ -21,7 +21,8 @@ public static class EventKeys
         switch (e.EventCase)
         {
             case DataBuildEvent.EventOneofCase.WantCreate:
-                Want(e.WantCreate.WantId); Parts(e.WantCreate.Partitions);
+                // Filed under its parent too: a want's timeline shows the child wants it led to, and a follower finds them.
+                Want(e.WantCreate.WantId); Want(e.WantCreate.ParentWantId); Parts(e.WantCreate.Partitions);
                 break;
             case DataBuildEvent.EventOneofCase.WantCancel: Want(e.WantCancel.WantId); break;
             case DataBuildEvent.EventOneofCase.WantSatisfied: Want(e.WantSatisfied.WantId); break;

@@ -73,9 +73,30 @@ public sealed class CliTests(CliSiloFixture fixture) : IClassFixture<CliSiloFixt
     {
         var build = await Run("build", "chain/2/cli");
         Assert.True(build.ExitCode == 0, $"exit {build.ExitCode}: {build.Stdout} {build.Stderr}");
-        Assert.Contains("chain/2/cli: building", build.Stdout);
-        Assert.Contains("child want", build.Stdout);
-        Assert.Contains("satisfied", build.Stdout.Split('\n').Last(l => l.Length > 0));
+        // Every transition, in order, however quickly it passed: the job asks for chain/1, a child want builds it, and
+        // chain/2 is built again once its upstream is available.
+        var lines = build.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).ToList();
+        string[] expected = ["chain/2/cli: building", "chain/2/cli: upstream_waiting (missing dependencies: chain/1/cli", "chain/1/cli: building",
+            "chain/1/cli: available", "chain/2/cli: building", "chain/2/cli: available", "want satisfied"];
+        var at = 0;
+        foreach (var line in lines) if (at < expected.Length && line.Contains(expected[at], StringComparison.Ordinal)) at++;
+        Assert.True(at == expected.Length, $"missing '{(at < expected.Length ? expected[at] : "")}' in order in:\n{build.Stdout}");
+        int Line(string text) => lines.FindIndex(l => l.Contains(text, StringComparison.Ordinal));
+        Assert.InRange(Line("chain/1/cli: created"), 0, Line("chain/1/cli: building"));
+        Assert.InRange(Line("chain/1/cli: satisfied"), Line("chain/1/cli: available"), Line("want satisfied"));
+        Assert.Contains("satisfied after", lines[^1]);
+    }
+
+    [Fact]
+    public async Task Build_of_a_chain_deeper_than_a_request_can_name_still_prints_every_partition_it_built()
+    {
+        // 120 wants waiting at once: more than the follower names in its request, so it reads the log unfiltered.
+        const int Depth = 120;
+        var build = await Run("build", $"chain/{Depth}/cli-deep");
+        Assert.True(build.ExitCode == 0, $"exit {build.ExitCode}: {build.Stderr}");
+        for (var level = 1; level <= Depth; level++)
+            Assert.Contains($"chain/{level}/cli-deep: available", build.Stdout);
+        Assert.Equal(Depth - 1, build.Stdout.Split('\n').Count(l => l.Contains("child want", StringComparison.Ordinal) && l.EndsWith(": satisfied", StringComparison.Ordinal)));
     }
 
     [Fact]

@@ -110,7 +110,21 @@ public abstract class EventLogConformance : IAsyncLifetime
         Assert.Equal(["job_run_succeeded:run-y"], await Kinds(new EventFilter { JobLabels = { "clean", "summarise" }, PartitionRefs = { "reviews/date=2024-01-01" } }));
         Assert.Empty(await Kinds(new EventFilter { JobLabels = { "clean" }, WantIds = { "w-a" } }));
         Assert.Empty(await Kinds(new EventFilter { WantIds = { "nobody" } }));
+    }
 
+    [Fact]
+    public async Task A_child_wants_creation_is_found_under_its_parent_so_a_follower_of_the_parent_finds_the_child()
+    {
+        var child = WantCreate("w-child", "clean/date=2024-01-01");
+        child.WantCreate.ParentWantId = "w-parent";
+        child.WantCreate.RootWantId = "w-parent";
+        await AppendAsync(WantCreate("w-parent", "summary/date=2024-01-01"), child,
+            new DataBuildEvent { WantSatisfied = new WantSatisfiedEventV1 { WantId = "w-child" } });
+
+        var parents = await ReadAllAsync(new EventFilter { WantIds = { "w-parent" } });
+        Assert.Equal(["w-parent", "w-child"], parents.Select(e => e.WantCreate.WantId));
+        // The child's own events stay its own.
+        Assert.Equal(2, (await ReadAllAsync(new EventFilter { WantIds = { "w-child" } })).Count);
     }
 
     [Fact]
