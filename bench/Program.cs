@@ -27,7 +27,10 @@ try
 {
     if (Runs("grains")) results.AddRange(await GrainHostBenchmarks.RunAsync(server, clients, duration));
     if (Runs("ingest")) results.AddRange(await IngestBenchmarks.RunAsync(server, clients: quick ? 8 : 64, duration, slaWants: quick ? 50 : 1000));
-    if (Runs("reconciliation")) results.AddRange(await ReconciliationBenchmarks.RunAsync(server, samples: Sized("--samples", quick ? 20 : 1000), hops: Sized("--hops", quick ? 20 : 1000)));
+    // --repeat N: dispatch and chain measured N times on fresh silos, medians reported (default 3; 1 with --quick).
+    if (Runs("reconciliation"))
+        results.AddRange(await ReconciliationBenchmarks.RunAsync(server, samples: Sized("--samples", quick ? 20 : 1000), hops: Sized("--hops", quick ? 20 : 1000),
+            repeat: Sized("--repeat", quick ? 1 : 3)));
     if (Runs("scale"))
         results.AddRange(await ScaleBenchmarks.RunAsync(server, storedWants: quick ? 2_000 : 1_000_000, activeWants: quick ? 200 : 100_000,
             samples: quick ? 10 : 1000, hops: quick ? 10 : 1000));
@@ -40,7 +43,7 @@ finally
 Console.WriteLine();
 Console.WriteLine($"{"benchmark",-34} {"value",14} {"unit",-10} {"baseline",12}  {"ratio",7}  goal");
 foreach (var r in results)
-    Console.WriteLine($"{r.Name,-34} {r.Value,14:N0} {r.Unit,-10} {r.Baseline?.ToString("N0") ?? "-",12}  {r.Ratio?.ToString("0.000") ?? "-",7}  {r.Goal ?? "-"}{(r.Pass is { } p ? p ? " (met)" : " (missed)" : "")}");
+    Console.WriteLine($"{r.Name,-34} {r.Value.ToString(r.Value < 100 ? "0.00" : "N0", System.Globalization.CultureInfo.InvariantCulture),14} {r.Unit,-10} {r.Baseline?.ToString("N0") ?? "-",12}  {r.Ratio?.ToString("0.000") ?? "-",7}  {r.Goal ?? "-"}{(r.Pass is { } p ? p ? " (met)" : " (missed)" : "")}");
 
 // --results PATH writes elsewhere (the test suite's --quick run does); by default bench/results/latest.json.
 var resultsAt = Array.IndexOf(args, "--results");

@@ -28,7 +28,34 @@ internal static class ReconciliationBenchmarks
         esac
         """;
 
-    public static async Task<IReadOnlyList<BenchResult>> RunAsync(PostgresServer server, int samples, int hops)
+    /// <summary>
+    /// Measures <paramref name="repeat"/> times, each on a fresh database and silo, and reports each figure's median:
+    /// on this machine one run's p50 moves by a quarter between runs of the same code.
+    /// </summary>
+    public static async Task<IReadOnlyList<BenchResult>> RunAsync(PostgresServer server, int samples, int hops, int repeat)
+    {
+        var runs = new List<Measurement>();
+        for (var i = 0; i < repeat; i++)
+        {
+            var m = await MeasureOnFreshSiloAsync(server, samples, hops);
+            runs.Add(m);
+            Console.WriteLine($"  reconciliation run {i + 1} of {repeat}: dispatch p50 {m.P50:0.00} ms, p99 {m.P99:0.00} ms; chain {m.PerHop:0.00} ms/hop");
+        }
+        static double Median(IEnumerable<double> values)
+        {
+            var sorted = values.Order().ToList();
+            return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+        }
+        var (p50, p99, perHop) = (Median(runs.Select(r => r.P50)), Median(runs.Select(r => r.P99)), Median(runs.Select(r => r.PerHop)));
+        return
+        [
+            new("dispatch_latency_p50", Math.Round(p50, 2), "ms", null, null, null, "<= 5 ms", p50 <= 5),
+            new("dispatch_latency_p99", Math.Round(p99, 2), "ms", null, null, null, "<= 20 ms", p99 <= 20),
+            new($"deep_chain_{hops}_hops_per_hop", Math.Round(perHop, 2), "ms/hop", null, null, null, "<= 10 ms", perHop <= 10),
+        ];
+    }
+
+    private static async Task<Measurement> MeasureOnFreshSiloAsync(PostgresServer server, int samples, int hops)
     {
         var folder = Directory.CreateTempSubdirectory("databuild-bench-").FullName;
         var (graph, data) = WriteGraph(folder);
@@ -39,13 +66,7 @@ internal static class ReconciliationBenchmarks
         using var http = new HttpClient { BaseAddress = new Uri(url) };
         try
         {
-            var m = await MeasureAsync(http, data, samples, hops, "");
-            return
-            [
-                new("dispatch_latency_p50", Math.Round(m.P50, 2), "ms", null, null, null, "<= 5 ms", m.P50 <= 5),
-                new("dispatch_latency_p99", Math.Round(m.P99, 2), "ms", null, null, null, "<= 20 ms", m.P99 <= 20),
-                new($"deep_chain_{hops}_hops_per_hop", Math.Round(m.PerHop, 2), "ms/hop", null, null, null, "<= 10 ms", m.PerHop <= 10),
-            ];
+            return await MeasureAsync(http, data, samples, hops, "");
         }
         finally
         {
