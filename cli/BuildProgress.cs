@@ -35,7 +35,7 @@ public sealed class BuildProgress(string wantId)
         return text is null ? null : $"[{Elapsed.TotalSeconds,6:0.0}s] {text}";
     }
 
-    public static string Ended(string type) => type switch
+    private static string Ended(string type) => type switch
     {
         "want_satisfied" => "satisfied",
         "want_failed" => "failed",

@@ -73,7 +73,7 @@ public sealed class Commands(ApiClient api)
         var clock = Stopwatch.StartNew();
         if (!json) Console.WriteLine($"building {Refs(want, "partitions")} (want {id})");
         JsonElement detail;
-        var took = clock.Elapsed;
+        TimeSpan took;
         if (!Console.IsOutputRedirected && !json)
         {
             detail = await RedrawUntilEndedAsync(id, clock);
