@@ -29,19 +29,11 @@ public sealed class BuildProgress(string wantId)
             "want_create" => Child(body, "created", _childRefs[S(body, "want_id")] = RefsOf(body, "partitions")),
             "partition_status_changed" => Partition(body),
             "want_sla_violated" => Want(body, "missed its SLA"),
-            _ when WantTimeline.Ends.Contains(type) => Want(body, Ended(type) + (S(body, "reason") is { Length: > 0 } r ? $": {r}" : "")),
+            _ when WantTimeline.Ends.TryGetValue(type, out var ended) => Want(body, ended + (S(body, "reason") is { Length: > 0 } r ? $": {r}" : "")),
             _ => null, // job runs show through the partitions they move
         };
         return text is null ? null : $"[{Elapsed.TotalSeconds,6:0.0}s] {text}";
     }
-
-    private static string Ended(string type) => type switch
-    {
-        "want_satisfied" => "satisfied",
-        "want_failed" => "failed",
-        "want_expired" => "expired",
-        _ => "cancelled",
-    };
 
     private string Want(JsonElement body, string what)
     {

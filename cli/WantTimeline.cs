@@ -18,7 +18,11 @@ public sealed class WantTimeline(ApiClient api, string wantId)
     private const int MaxIdsInRequest = 100;
     private const int WaitSeconds = 30;
 
-    public static readonly IReadOnlySet<string> Ends = new HashSet<string> { "want_satisfied", "want_failed", "want_expired", "want_cancel" };
+    /// <summary>The events that end a want, and the status each leaves it in.</summary>
+    public static readonly IReadOnlyDictionary<string, string> Ends = new Dictionary<string, string>
+    {
+        ["want_satisfied"] = "satisfied", ["want_failed"] = "failed", ["want_expired"] = "expired", ["want_cancel"] = "cancelled",
+    };
 
     private readonly HashSet<string> _followed = [wantId];
 
@@ -38,7 +42,7 @@ public sealed class WantTimeline(ApiClient api, string wantId)
                 yield return e;
                 var type = S(e, "type");
                 var id = S(e.GetProperty(type), "want_id");
-                if (Ends.Contains(type))
+                if (Ends.ContainsKey(type))
                 {
                     if (id == wantId) yield break;
                     _followed.Remove(id); // an ended want has nothing more to say
