@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace DataBuild.Grains;
 
 /// <summary>
@@ -6,7 +8,7 @@ namespace DataBuild.Grains;
 /// </summary>
 internal static class GrainMessages
 {
-    /// <summary>To a partition: this want now waits on you.</summary>
+    /// <summary>To a partition: this want now waits on you (<see cref="WantWaitingName"/>).</summary>
     public const string WantWaiting = "want:";
     /// <summary>To a partition: this want no longer waits (it ended).</summary>
     public const string WantGone = "gone:";
@@ -28,4 +30,25 @@ internal static class GrainMessages
     public const string UpstreamFailed = "upstream-failed:";
     public const string TtlDeadline = "ttl";
     public const string SlaDeadline = "sla";
+
+    /// <summary>
+    /// "want:&lt;id&gt;|&lt;data timestamp&gt;|&lt;ttl s&gt;|&lt;sla s or empty&gt;|&lt;root want id&gt;": the message carries the want's terms,
+    /// which never change, so that the partition need not call the want for them (a turn run ahead of its message's
+    /// commit may not call the want, whose turn is the one committing). The want computes the same name to withdraw it.
+    /// </summary>
+    public static string WantWaitingName(string wantId, Waiter terms) => string.Join('|', WantWaiting + wantId,
+        terms.DataTimestamp.ToString(CultureInfo.InvariantCulture), terms.TtlSeconds.ToString(CultureInfo.InvariantCulture),
+        terms.SlaSeconds?.ToString(CultureInfo.InvariantCulture) ?? "", terms.RootWantId);
+
+    /// <summary>The want id of a <see cref="WantWaiting"/> message, and its terms when it carries them (not one written before they were).</summary>
+    public static (string WantId, Waiter? Terms) ParseWantWaiting(string name)
+    {
+        var parts = name[WantWaiting.Length..].Split('|');
+        if (parts.Length != 5
+            || !long.TryParse(parts[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out var dataTimestamp)
+            || !long.TryParse(parts[2], NumberStyles.Integer, CultureInfo.InvariantCulture, out var ttl))
+            return (parts[0], null);
+        long? sla = long.TryParse(parts[3], NumberStyles.Integer, CultureInfo.InvariantCulture, out var s) ? s : null;
+        return (parts[0], new Waiter(dataTimestamp, ttl, sla, parts[4]));
+    }
 }

@@ -56,7 +56,7 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
     public async Task ReceiveReminder(string reminderName, TickStatus status)
     {
         Init();
-        if (reminderName.StartsWith(WantWaiting, StringComparison.Ordinal)) await WantArrivedAsync(reminderName[WantWaiting.Length..]);
+        if (reminderName.StartsWith(WantWaiting, StringComparison.Ordinal)) await WantArrivedAsync(ParseWantWaiting(reminderName));
         else if (reminderName.StartsWith(WantGone, StringComparison.Ordinal)) await WantGoneAsync(reminderName[WantGone.Length..]);
         else if (reminderName.StartsWith(RunDone, StringComparison.Ordinal)) await RunDoneAsync(reminderName[RunDone.Length..]);
         else if (reminderName == Retry) await RetryAsync();
@@ -65,8 +65,9 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
         else if (reminderName.StartsWith(UpstreamFailed, StringComparison.Ordinal)) await UpstreamFailedAsync(reminderName[UpstreamFailed.Length..]);
     }
 
-    private async Task WantArrivedAsync(string wantId)
+    private async Task WantArrivedAsync((string WantId, Waiter? Terms) message)
     {
+        var wantId = message.WantId;
         if (State.Status == PartitionStatusNames.Available)
         {
             await Tell(wantId, PartitionAvailable);
@@ -74,9 +75,16 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
             return;
         }
         if (State.Waiters.ContainsKey(wantId)) return;
-        // A direct call is safe here: wants never call partitions, they only send them messages.
-        if (await GrainFactory.GetGrain<IWantGrain>(wantId).Get() is not { } want || WantStatus.IsTerminal(want.Status)) return;
-        State.Waiters[wantId] = new Waiter(want.DataTimestamp, want.TtlSeconds, want.SlaSeconds, want.RootWantId);
+        // The message carries the want's terms. It cannot arrive after the want ended: the want's "gone" withdraws
+        // its undelivered "waiting", and a delivery it withdrew mid-turn cannot commit (its claim is gone).
+        var terms = message.Terms;
+        if (terms is null)
+        {
+            // A message sent before they were carried. A direct call is safe: wants never call partitions.
+            if (await GrainFactory.GetGrain<IWantGrain>(wantId).Get() is not { } want || WantStatus.IsTerminal(want.Status)) return;
+            terms = new Waiter(want.DataTimestamp, want.TtlSeconds, want.SlaSeconds, want.RootWantId);
+        }
+        State.Waiters[wantId] = terms;
         if (State.Status is PartitionStatusNames.Missing or PartitionStatusNames.Failed && Job is not null)
         {
             State.Failures = 0;
@@ -218,7 +226,9 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
             if (parent is not null && owners.Resolve(missing).Owner is not null)
             {
                 var childId = ChildWantId(parentId!, missing);
-                await GrainFactory.GetGrain<IWantGrain>(childId).Create(new CreateWant(childId, [missing], parent.DataTimestamp, parent.TtlSeconds,
+                // Activated without a read: a child want is nearly always new. One that exists (this turn ran before
+                // and failed after creating it) fails its first commit's version check and is read and asked again.
+                await GrainFactory.GetNewGrain<IWantGrain>(childId).Create(new CreateWant(childId, [missing], parent.DataTimestamp, parent.TtlSeconds,
                     parent.SlaSeconds, "job", run.JobLabel, $"missing dependency of {GrainKey} (job run {run.JobRunId})", parentId, parent.RootWantId));
             }
             await TellPartition(missing, Dependent);

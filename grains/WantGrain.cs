@@ -160,11 +160,18 @@ public sealed class WantGrain(IDataStore store) : Grain<WantState>, IWantGrain, 
     private async Task TellPartitionsAsync(string message)
     {
         var now = Clock.GetUtcNow();
+        var waiting = WantWaitingName(GrainKey, new Waiter(State.DataTimestamp, State.TtlSeconds, State.SlaSeconds, State.RootWantId));
         foreach (var partition in State.Partitions.Where(p => !State.Available.Contains(p)))
         {
             var target = IdOf<IPartitionGrain>(partition);
-            // "Gone" must not overtake "waiting": withdraw the registration if it is still undelivered.
-            if (message == WantGone) await UnregisterReminderFor(target, WantWaiting + GrainKey);
+            if (message == WantWaiting)
+            {
+                await RegisterOrUpdateReminderFor(target, waiting, now, TimeSpan.Zero);
+                continue;
+            }
+            // "Gone" must not overtake "waiting": withdraw the registration if it is still undelivered. (A bare
+            // "waiting" sent before messages carried the want's terms makes the partition check the want's status.)
+            if (message == WantGone) await UnregisterReminderFor(target, waiting);
             await RegisterOrUpdateReminderFor(target, message + GrainKey, now, TimeSpan.Zero);
         }
     }

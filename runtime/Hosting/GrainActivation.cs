@@ -40,7 +40,20 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
         if (assumeNew) Adopt(null); // version 0, a new state: the first commit's version check confirms it
         else if (Persistent is not null)
         {
-            var stored = await Runtime.Store.GrainStates.ReadAsync(null, Id, forUpdate: false, cancellationToken);
+            // An activation for a turn run ahead of its message's commit (CommitJoin) may still read its own stored
+            // state: only this grain's activations write it, and the message's sender is not one of them (this grain
+            // was not active here). Its turn may read nothing else.
+            var joined = JoinedTurn.Current;
+            JoinedTurn.Current = null;
+            StoredState? stored;
+            try
+            {
+                stored = await Runtime.Store.GrainStates.ReadAsync(null, Id, forUpdate: false, cancellationToken);
+            }
+            finally
+            {
+                JoinedTurn.Current = joined;
+            }
             Adopt(stored);
         }
         await RunTurnAsync(async () => { await Instance.OnActivateAsync(cancellationToken); return true; }, null, cancellationToken);

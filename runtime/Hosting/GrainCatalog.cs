@@ -41,6 +41,9 @@ internal sealed class GrainCatalog(GrainRuntime runtime)
     /// <summary>True when the grain is active here and between turns right now (a hint: it may change at once).</summary>
     public bool IsIdle(GrainId id) => _activations.TryGetValue(id, out var entry) && Activated(entry) is { IsIdle: true };
 
+    /// <summary>True when the grain has no activation here, not even one activating (a hint: it may change at once).</summary>
+    public bool IsAbsent(GrainId id) => !_activations.ContainsKey(id);
+
     /// <summary>The entry's activation once it has activated; null while activating or after a failed activation.</summary>
     private static GrainActivation? Activated(Lazy<Task<GrainActivation>> entry) =>
         entry.IsValueCreated && entry.Value.IsCompletedSuccessfully ? entry.Value.Result : null;

@@ -115,12 +115,13 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
 
     /// <summary>
     /// Starts the message's turn now, ahead of its sender's commit, to commit in the sender's group
-    /// (<see cref="CommitJoin"/>): only when the grain is active here and idle, so that the sender never waits for an
-    /// activation's read or another turn.
+    /// (<see cref="CommitJoin"/>): when the grain is active here and idle, or not active here at all (it is activated
+    /// first: one read of its own state, while the sender's batch waits), so that the sender never waits for another
+    /// turn.
     /// </summary>
     private bool TryStartJoined(ReminderRow claim, CommitJoin join)
     {
-        if (_closed || !runtime.Catalog.IsIdle(claim.Grain)) return false;
+        if (_closed || !(runtime.Catalog.IsIdle(claim.Grain) || runtime.Catalog.IsAbsent(claim.Grain))) return false;
         var turn = join.Expect();
         Track(() => DeliverJoinedAsync(claim, turn));
         return true;

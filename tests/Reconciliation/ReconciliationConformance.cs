@@ -242,6 +242,30 @@ public sealed class PostgresReconciliationTests(PostgresDatabase database) : Rec
         Assert.NotEmpty(joined);
     }
 
+    [Fact]
+    public async Task A_wants_partition_is_dispatched_in_the_commit_that_creates_the_want_even_when_it_was_never_active()
+    {
+        // The partition grain is activated (one read of its own state) while the want's commit waits for it; as above,
+        // a turn that reaches its commit after the group has left commits after it: a few chains, and one must have joined.
+        var joined = new List<string>();
+        for (var i = 0; i < 3 && joined.Count == 0; i++)
+        {
+            var key = $"created{i}";
+            await UntilStatusAsync(await WantAsync($"chain/2/{key}"), "satisfied");
+            // The root want's partition, and the missing partition its child want asks for: neither was active anywhere.
+            var together = new[] { "chain%2F2%2F", "chain%2F1%2F" }.Select(async partition =>
+            {
+                var events = (await GetAsync($"/api/v1/events?partition={partition}{key}&limit=100")).GetProperty("events").EnumerateArray().ToList();
+                var created = events.First(e => e.GetProperty("type").GetString() == "want_create").GetProperty("index").GetInt64();
+                var building = events.First(e => IsStatusChange(e, "BUILDING")).GetProperty("index").GetInt64();
+                Assert.True(created < building, "the want's creation comes first in the log");
+                return created >> 16 == building >> 16; // the same transaction
+            });
+            if ((await Task.WhenAll(together)).All(same => same)) joined.Add(key);
+        }
+        Assert.NotEmpty(joined);
+    }
+
     private static bool IsStatusChange(JsonElement e, string status) =>
         e.GetProperty("type").GetString() == "partition_status_changed"
         && e.GetProperty("partition_status_changed").GetProperty("status").GetString()!.EndsWith(status, StringComparison.Ordinal);
