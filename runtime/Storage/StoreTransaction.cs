@@ -131,10 +131,11 @@ public sealed class StoreTransaction : IAsyncDisposable
 
     /// <summary>
     /// PostgreSQL: a deferred write of events whose argument <paramref name="offsetArg"/> (a bigint, 0 here) is added
-    /// to their positions within the transaction.
+    /// to their positions within the transaction. A group commit may put the same write of its turns into one statement
+    /// with <paramref name="merge"/>, given each write with the shift of its turn's positions.
     /// </summary>
-    internal void DeferPositioned(int offsetArg, string sql, params object?[] args) =>
-        _deferred.Add(new DeferredWrite(sql, args, null, null, null, offsetArg));
+    internal void DeferPositioned(int offsetArg, Func<IReadOnlyList<(DeferredWrite Write, long Shift)>, DeferredWrite>? merge, string sql, params object?[] args) =>
+        _deferred.Add(new DeferredWrite(sql, args, null, null, null, offsetArg, merge));
 
     /// <summary>Deferred work that is not one statement (it runs in order at the flush, after the statements before it).</summary>
     public void Defer(Func<StoreTransaction, CancellationToken, Task> write) => _deferred.Add(new DeferredWrite("", [], null, null, write));
@@ -364,7 +365,9 @@ public sealed class StoreTransaction : IAsyncDisposable
     /// <summary>
     /// ExpectedRows: null no check, ≥ 0 a row count, -1 a raising function call. OffsetArg: the argument (a bigint)
     /// added to event positions within the transaction, which a group commit sets to move a turn past the turns before it.
+    /// Merge: makes one statement of this write and the same write of other turns (<see cref="DeferPositioned"/>).
     /// </summary>
     internal sealed record DeferredWrite(string Sql, object?[] Args, int? ExpectedRows, Func<Exception>? Failure,
-        Func<StoreTransaction, CancellationToken, Task>? Work, int? OffsetArg = null);
+        Func<StoreTransaction, CancellationToken, Task>? Work, int? OffsetArg = null,
+        Func<IReadOnlyList<(DeferredWrite Write, long Shift)>, DeferredWrite>? Merge = null);
 }

@@ -132,6 +132,7 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
 
     private async Task SendWithoutCulpritsAsync(List<Member> group, List<Member> later)
     {
+        var merge = true;
         while (true)
         {
             // A turn abandoned before its group left (its silo is stopping) is not committed.
@@ -142,7 +143,8 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
             }
             if (group.Count == 0) return;
 
-            var (statements, owners) = Combine(group);
+            var prefixed = group.Count > 1;
+            var (statements, owners) = Combine(group, merge && prefixed);
             await using var connection = await dataSource.OpenConnectionAsync(CancellationToken.None);
             await using var batch = StoreTransaction.DeferredBatch(connection, null, statements);
             // In company, a turn must not wait for a lock (a grain's turn lock held by another silo's locked turn, a
@@ -150,7 +152,6 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
             // locks and an event-log transaction id, and a wait that runs through another silo's grain call is a
             // deadlock PostgreSQL cannot see. It fails fast instead (55P03, naming its statement) and is sent again
             // alone after the rest, where it may wait like any single turn.
-            var prefixed = group.Count > 1;
             if (prefixed) batch.BatchCommands.Insert(0, new NpgsqlBatchCommand(GroupLockTimeout));
             var started = Stopwatch.GetTimestamp();
             try
@@ -159,6 +160,12 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
             }
             catch (PostgresException e) when (prefixed && Culprit(e, batch, 1, owners) is { } culprit)
             {
+                if (culprit == Merged)
+                {
+                    // A statement merged from several turns names none of them: the group goes again unmerged.
+                    merge = false;
+                    continue;
+                }
                 // The rest go again without the failing turn, which is tried again after them.
                 later.Add(group[culprit]);
                 group.RemoveAt(culprit);
@@ -181,23 +188,41 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
         if (StoreTransaction.CheckTag(e) is { } tag && tag < owners.Count) return owners[tag];
         // Npgsql names the batch command that raised any other error.
         var at = e.BatchCommand is { } command ? batch.BatchCommands.IndexOf(command) - prefix : -1;
-        return at >= 0 && at < owners.Count ? owners[at] : null;
+        return at >= 0 && at < owners.Count ? owners[at] : null; // may be Merged
     }
 
-    /// <summary>The group's statements in order, event positions shifted per turn, and for each statement the turn it belongs to.</summary>
-    private static (List<DeferredWrite> Statements, List<int> Owners) Combine(List<Member> group)
+    /// <summary>The owner of a statement merged from several turns' writes.</summary>
+    private const int Merged = -1;
+
+    /// <summary>
+    /// The group's statements in order, event positions shifted per turn, and for each statement the turn it belongs to
+    /// (<see cref="Merged"/>: several). With <paramref name="merge"/>, the writes that can be merged (the event inserts)
+    /// go last, one statement for each kind: nothing in a transaction reads them back.
+    /// </summary>
+    private static (List<DeferredWrite> Statements, List<int> Owners) Combine(List<Member> group, bool merge)
     {
         var statements = new List<DeferredWrite>();
         var owners = new List<int>();
+        var mergeable = new List<(DeferredWrite Write, long Shift)>();
         var shift = 0L;
         for (var i = 0; i < group.Count; i++)
         {
             foreach (var statement in group[i].Statements)
             {
+                if (merge && statement.Merge is not null)
+                {
+                    mergeable.Add((statement, shift));
+                    continue;
+                }
                 statements.Add(shift == 0 || statement.OffsetArg is not { } at ? statement : Shifted(statement, at, shift));
                 owners.Add(i);
             }
             shift += group[i].Events;
+        }
+        foreach (var kind in mergeable.GroupBy(m => m.Write.Merge!))
+        {
+            statements.Add(kind.Key([.. kind]));
+            owners.Add(Merged);
         }
         return (statements, owners);
     }

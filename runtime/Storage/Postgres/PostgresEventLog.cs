@@ -41,7 +41,19 @@ internal sealed class PostgresEventLog(TimeProvider clock, NpgsqlDataSource data
     public override void AppendDeferred(StoreTransaction transaction, IReadOnlyList<DataBuildEvent> events)
     {
         if (events.Count == 0) return;
-        transaction.DeferPositioned(0, InsertEvents, Rows(transaction, events));
+        transaction.DeferPositioned(0, MergeInserts, InsertEvents, Rows(transaction, events));
+    }
+
+    /// <summary>
+    /// The event inserts of a group's turns as one statement (<see cref="GroupCommit"/>): each turn's positions moved by
+    /// its shift. One statement's fixed cost instead of one per turn; this insert was the most expensive of a turn.
+    /// </summary>
+    private static StoreTransaction.DeferredWrite MergeInserts(IReadOnlyList<(StoreTransaction.DeferredWrite Write, long Shift)> parts)
+    {
+        T[] Concat<T>(int arg) => [.. parts.SelectMany(p => (T[])((NpgsqlParameter)p.Write.Args[arg]!).Value!)];
+        long[] Positions(int arg) => [.. parts.SelectMany(p => ((long[])((NpgsqlParameter)p.Write.Args[arg]!).Value!).Select(n => n + p.Shift))];
+        var args = Args(Positions(1), Concat<string>(2), Concat<long>(3), Concat<byte[]>(4), Concat<short>(5), Concat<string>(6), Positions(7));
+        return new StoreTransaction.DeferredWrite(InsertEvents, args, null, null, null, OffsetArg: 0);
     }
 
     /// <summary>Numbers the events within the transaction and returns the arguments of <see cref="InsertEvents"/> (offset 0).</summary>
@@ -74,18 +86,21 @@ internal sealed class PostgresEventLog(TimeProvider clock, NpgsqlDataSource data
         }
         transaction.EventsAppended = first + events.Count;
         transaction.OnCommitted(published);
-        return
-        [
-            0L,
-            new NpgsqlParameter { Value = positions, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint },
-            new NpgsqlParameter { Value = types, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text },
-            new NpgsqlParameter { Value = times, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint },
-            new NpgsqlParameter { Value = payloads, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea },
-            new NpgsqlParameter { Value = keyKinds.ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Smallint },
-            new NpgsqlParameter { Value = keyValues.ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text },
-            new NpgsqlParameter { Value = keyPositions.ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint },
-        ];
+        return Args(positions, types, times, payloads, [.. keyKinds], [.. keyValues], [.. keyPositions]);
     }
+
+    /// <summary>The arguments of <see cref="InsertEvents"/> (offset 0), in its order.</summary>
+    private static object?[] Args(long[] positions, string[] types, long[] times, byte[][] payloads, short[] keyKinds, string[] keyValues, long[] keyPositions) =>
+    [
+        0L,
+        new NpgsqlParameter { Value = positions, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint },
+        new NpgsqlParameter { Value = types, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text },
+        new NpgsqlParameter { Value = times, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint },
+        new NpgsqlParameter { Value = payloads, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea },
+        new NpgsqlParameter { Value = keyKinds, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Smallint },
+        new NpgsqlParameter { Value = keyValues, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text },
+        new NpgsqlParameter { Value = keyPositions, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint },
+    ];
 
     protected override async Task<(List<StoredEvent> Rows, long Watermark)> QueryAsync(
         long since, int limit, string conditions, IReadOnlyList<object> parameters, CancellationToken cancellationToken)
