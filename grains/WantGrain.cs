@@ -164,15 +164,10 @@ public sealed class WantGrain(IDataStore store) : Grain<WantState>, IWantGrain, 
         foreach (var partition in State.Partitions.Where(p => !State.Available.Contains(p)))
         {
             var target = IdOf<IPartitionGrain>(partition);
-            if (message == WantWaiting)
-            {
-                await RegisterOrUpdateReminderFor(target, waiting, now, TimeSpan.Zero);
-                continue;
-            }
             // "Gone" must not overtake "waiting": withdraw the registration if it is still undelivered. (A bare
             // "waiting" sent before messages carried the want's terms makes the partition check the want's status.)
             if (message == WantGone) await UnregisterReminderFor(target, waiting);
-            await RegisterOrUpdateReminderFor(target, message + GrainKey, now, TimeSpan.Zero);
+            await RegisterOrUpdateReminderFor(target, message == WantWaiting ? waiting : message + GrainKey, now, TimeSpan.Zero);
         }
     }
 

@@ -38,11 +38,11 @@ internal sealed class GrainCatalog(GrainRuntime runtime)
         return activation;
     }
 
-    /// <summary>True when the grain is active here and between turns right now (a hint: it may change at once).</summary>
-    public bool IsIdle(GrainId id) => _activations.TryGetValue(id, out var entry) && Activated(entry) is { IsIdle: true };
-
-    /// <summary>True when the grain has no activation here, not even one activating (a hint: it may change at once).</summary>
-    public bool IsAbsent(GrainId id) => !_activations.ContainsKey(id);
+    /// <summary>
+    /// True when a turn of the grain could start here now without waiting for another turn: it is active here and
+    /// between turns, or it has no activation here at all, not even one activating (a hint: it may change at once).
+    /// </summary>
+    public bool IsIdleOrAbsent(GrainId id) => !_activations.TryGetValue(id, out var entry) || Activated(entry) is { IsIdle: true };
 
     /// <summary>The entry's activation once it has activated; null while activating or after a failed activation.</summary>
     private static GrainActivation? Activated(Lazy<Task<GrainActivation>> entry) =>

@@ -121,7 +121,7 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
     /// </summary>
     private bool TryStartJoined(ReminderRow claim, CommitJoin join)
     {
-        if (_closed || !(runtime.Catalog.IsIdle(claim.Grain) || runtime.Catalog.IsAbsent(claim.Grain))) return false;
+        if (_closed || !runtime.Catalog.IsIdleOrAbsent(claim.Grain)) return false;
         var turn = join.Expect();
         Track(() => DeliverJoinedAsync(claim, turn));
         return true;

@@ -134,7 +134,7 @@ public sealed class StoreTransaction : IAsyncDisposable
     /// to their positions within the transaction. A group commit may put the same write of its turns into one statement
     /// with <paramref name="merge"/>, given each write with the shift of its turn's positions.
     /// </summary>
-    internal void DeferPositioned(int offsetArg, Func<IReadOnlyList<(DeferredWrite Write, long Shift)>, DeferredWrite>? merge, string sql, params object?[] args) =>
+    internal void DeferPositioned(int offsetArg, MergeWrites? merge, string sql, params object?[] args) =>
         _deferred.Add(new DeferredWrite(sql, args, null, null, null, offsetArg, merge));
 
     /// <summary>Deferred work that is not one statement (it runs in order at the flush, after the statements before it).</summary>
@@ -368,6 +368,8 @@ public sealed class StoreTransaction : IAsyncDisposable
     /// Merge: makes one statement of this write and the same write of other turns (<see cref="DeferPositioned"/>).
     /// </summary>
     internal sealed record DeferredWrite(string Sql, object?[] Args, int? ExpectedRows, Func<Exception>? Failure,
-        Func<StoreTransaction, CancellationToken, Task>? Work, int? OffsetArg = null,
-        Func<IReadOnlyList<(DeferredWrite Write, long Shift)>, DeferredWrite>? Merge = null);
+        Func<StoreTransaction, CancellationToken, Task>? Work, int? OffsetArg = null, MergeWrites? Merge = null);
+
+    /// <summary>One statement for the same write of several turns of a group, each given with the shift of its turn's event positions.</summary>
+    internal delegate DeferredWrite MergeWrites(IReadOnlyList<(DeferredWrite Write, long Shift)> parts);
 }

@@ -221,13 +221,8 @@ public sealed class PostgresReconciliationTests(PostgresDatabase database) : Rec
     [Fact]
     public async Task A_dependent_waiting_in_memory_is_dispatched_in_the_commit_that_makes_its_upstream_available()
     {
-        // A joined turn that reaches its commit after the sender's group has left (a loaded machine) commits after it,
-        // correctly but in a transaction of its own: a few chains, and one must have joined.
-        var joined = new List<string>();
-        for (var i = 0; i < 3 && joined.Count == 0; i++)
+        var joined = await ChainsThatJoinedAsync("joined", async key =>
         {
-            var key = $"joined{i}";
-            await UntilStatusAsync(await WantAsync($"chain/2/{key}"), "satisfied");
             var upstream = (await GetAsync($"/api/v1/events?partition=chain%2F1%2F{key}&limit=100")).GetProperty("events").EnumerateArray()
                 .Single(e => IsStatusChange(e, "AVAILABLE")).GetProperty("index").GetInt64();
             // chain/2 was dispatched twice: for its want, and again when chain/1 became available (it waited, active and idle).
@@ -237,21 +232,17 @@ public sealed class PostgresReconciliationTests(PostgresDatabase database) : Rec
             Assert.Equal(2, JobTestGraph.Runs(Folder, $"chain/2/{key}"));
             // The same transaction (an index is its transaction's number shifted left 16 bits plus its position): the
             // dependent's turn ran ahead of the upstream's commit and its batch went in the same group, behind it.
-            if (upstream >> 16 == redispatch >> 16) joined.Add(key);
-        }
+            return upstream >> 16 == redispatch >> 16;
+        });
         Assert.NotEmpty(joined);
     }
 
     [Fact]
     public async Task A_wants_partition_is_dispatched_in_the_commit_that_creates_the_want_even_when_it_was_never_active()
     {
-        // The partition grain is activated (one read of its own state) while the want's commit waits for it; as above,
-        // a turn that reaches its commit after the group has left commits after it: a few chains, and one must have joined.
-        var joined = new List<string>();
-        for (var i = 0; i < 3 && joined.Count == 0; i++)
+        // The partition grain is activated (one read of its own state) while the want's commit waits for it.
+        var joined = await ChainsThatJoinedAsync("created", async key =>
         {
-            var key = $"created{i}";
-            await UntilStatusAsync(await WantAsync($"chain/2/{key}"), "satisfied");
             // The root want's partition, and the missing partition its child want asks for: neither was active anywhere.
             var together = new[] { "chain%2F2%2F", "chain%2F1%2F" }.Select(async partition =>
             {
@@ -261,9 +252,26 @@ public sealed class PostgresReconciliationTests(PostgresDatabase database) : Rec
                 Assert.True(created < building, "the want's creation comes first in the log");
                 return created >> 16 == building >> 16; // the same transaction
             });
-            if ((await Task.WhenAll(together)).All(same => same)) joined.Add(key);
-        }
+            return (await Task.WhenAll(together)).All(same => same);
+        });
         Assert.NotEmpty(joined);
+    }
+
+    /// <summary>
+    /// Builds chain/2/&lt;prefix&gt;&lt;i&gt; until <paramref name="joinedIn"/> says a chain's turns joined, at most three times:
+    /// the keys of the chains that did. A joined turn that reaches its commit after the sender's group has left (a
+    /// loaded machine) commits after it, correctly but in a transaction of its own, so one chain of three must join.
+    /// </summary>
+    private async Task<List<string>> ChainsThatJoinedAsync(string prefix, Func<string, Task<bool>> joinedIn)
+    {
+        var joined = new List<string>();
+        for (var i = 0; i < 3 && joined.Count == 0; i++)
+        {
+            var key = $"{prefix}{i}";
+            await UntilStatusAsync(await WantAsync($"chain/2/{key}"), "satisfied");
+            if (await joinedIn(key)) joined.Add(key);
+        }
+        return joined;
     }
 
     private static bool IsStatusChange(JsonElement e, string status) =>
