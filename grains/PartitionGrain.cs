@@ -331,8 +331,12 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
     private Task TellPartition(string partition, string message) =>
         RegisterOrUpdateReminderFor(new GrainId(TypeName, partition), message + GrainKey, Clock.GetUtcNow(), TimeSpan.Zero);
 
+    /// <summary>
+    /// A want hears of its partition after this turn's commit, not in it: nothing is dispatched on what a want hears,
+    /// and its turn in this commit would make the commit, and the job it may start, later.
+    /// </summary>
     private Task Tell(string wantId, string message) =>
-        RegisterOrUpdateReminderFor(IdOf<IWantGrain>(wantId), message + GrainKey, Clock.GetUtcNow(), TimeSpan.Zero);
+        RegisterOrUpdateReminderFor(IdOf<IWantGrain>(wantId), message + GrainKey, Clock.GetUtcNow(), TimeSpan.Zero, inSendersCommit: false);
 
     /// <summary>The same parent and missing partition always give the same child want, so a retried turn cannot duplicate it.</summary>
     public static string ChildWantId(string parentWantId, string missingRef)

@@ -41,13 +41,17 @@ public abstract class Grain
 
     /// <summary>
     /// A reminder for another grain, committed with this turn: how a grain hands work to another grain
-    /// durably (delivered at least once, after this turn commits, even if this silo dies).
+    /// durably (delivered at least once, after this turn commits, even if this silo dies). A message due now is
+    /// normally delivered in this turn's own commit (<see cref="Storage.CommitJoin"/>); with
+    /// <paramref name="inSendersCommit"/> false it is delivered after it instead: for a message nothing urgent waits
+    /// on, whose turn would only make this commit, and whatever waits on it, later.
     /// </summary>
-    protected Task<IGrainReminder> RegisterOrUpdateReminderFor(GrainId target, string reminderName, DateTimeOffset dueAt, TimeSpan period)
+    protected Task<IGrainReminder> RegisterOrUpdateReminderFor(GrainId target, string reminderName, DateTimeOffset dueAt, TimeSpan period,
+        bool inSendersCommit = true)
     {
         ArgumentException.ThrowIfNullOrEmpty(reminderName);
         if (period < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(period), "A reminder period cannot be negative.");
-        Turn.ReminderChanges.Add(new ReminderChange(target, reminderName, dueAt.ToUnixTimeMilliseconds(), (long)period.TotalMilliseconds));
+        Turn.ReminderChanges.Add(new ReminderChange(target, reminderName, dueAt.ToUnixTimeMilliseconds(), (long)period.TotalMilliseconds, inSendersCommit));
         return Task.FromResult<IGrainReminder>(new GrainReminder(reminderName));
     }
 

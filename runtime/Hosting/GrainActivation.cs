@@ -127,7 +127,7 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
         // write needs an answer from the database first.
         var tx = turn.Transaction ??= await store.BeginTurnAsync(cancellationToken);
         if (turn.Delivery?.Joined is { } joined) tx.JoinAs(joined);
-        if (Shared && !LockEachTurn) GrainStateTable.Fence(tx, Id, _version);
+        var fence = Shared && !LockEachTurn ? GrainStateTable.PlaceFence(tx, Id, _version) : null;
         // Enlisted writes go first, so that what they learn inside the transaction (an id the database chose)
         // can still be recorded in the state written below.
         foreach (var write in turn.Writes) await write(tx, cancellationToken);
@@ -137,7 +137,8 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
         {
             case StateWrite.Write:
                 payload = JsonSerializer.SerializeToUtf8Bytes(Persistent!.State, Persistent.StateType, GrainRuntime.StateJson);
-                version = GrainStateTable.Write(tx, Id, _version, payload, Runtime.Clock.GetUtcNow().ToUnixTimeMilliseconds());
+                var now = Runtime.Clock.GetUtcNow().ToUnixTimeMilliseconds();
+                version = fence is null ? GrainStateTable.Write(tx, Id, _version, payload, now) : GrainStateTable.FenceAndWrite(tx, fence, Id, _version, payload, now);
                 break;
             case StateWrite.Clear:
                 GrainStateTable.Clear(tx, Id, _version);
@@ -151,7 +152,7 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
         {
             // A removal never makes anything due sooner: no loop needs waking for it.
             if (change.DueAt is not { } dueAt) ReminderTable.Delete(tx, change.Grain, change.Name);
-            else Runtime.Reminders.Schedule(tx, change.Grain, change.Name, dueAt, change.PeriodMs);
+            else Runtime.Reminders.Schedule(tx, change.Grain, change.Name, dueAt, change.PeriodMs, change.InSendersCommit);
         }
         store.Events.AppendDeferred(tx, turn.Events);
         if (turn.Delivery?.NextDueAt is not null) tx.OnCommitted(store.RemindersChanged.Pulse);

@@ -5,8 +5,8 @@ namespace DataBuild.Runtime.Hosting;
 
 internal enum StateWrite { None, Write, Clear }
 
-/// <summary>A reminder registration (DueAt set) or removal (DueAt null) made during a turn.</summary>
-internal sealed record ReminderChange(GrainId Grain, string Name, long? DueAt, long PeriodMs);
+/// <summary>A reminder registration (DueAt set) or removal (DueAt null) made during a turn; whether a message may join its sender's commit.</summary>
+internal sealed record ReminderChange(GrainId Grain, string Name, long? DueAt, long PeriodMs, bool InSendersCommit = true);
 
 /// <summary>
 /// A claimed reminder being delivered by this turn, and where its schedule goes next (null: done). A message delivered

@@ -90,8 +90,10 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
     /// is delivered here once the transaction commits, when a slot is free. Any other reminder is left for the
     /// reminder loops to claim; after the commit they are told only if it falls due before this silo's loop would
     /// look again anyway (a reminder due later needs no wake-up: the loop that sleeps until then claims it).
+    /// A message due now may be delivered in its sender's commit (<see cref="TryStartJoined"/>) unless
+    /// <paramref name="inSendersCommit"/> is false.
     /// </summary>
-    public void Schedule(StoreTransaction transaction, GrainId grain, string name, long dueAt, long periodMs)
+    public void Schedule(StoreTransaction transaction, GrainId grain, string name, long dueAt, long periodMs, bool inSendersCommit = true)
     {
         var now = Clock.GetUtcNow().ToUnixTimeMilliseconds();
         if (periodMs != 0 || dueAt > now || _closed || !_slots.Wait(0))
@@ -106,7 +108,8 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
         var leaseUntil = now + (long)options.ReminderLease.TotalMilliseconds;
         var claim = ReminderTable.UpsertLeased(transaction, grain, name, dueAt, siloId, leaseUntil, Random.Shared.NextInt64(1L << 40, 1L << 62));
         var joined = false;
-        transaction.OnCommittedOrJoined(() => StartReserved(claim), join => joined = TryStartJoined(claim, join));
+        if (inSendersCommit) transaction.OnCommittedOrJoined(() => StartReserved(claim), join => joined = TryStartJoined(claim, join));
+        else transaction.OnCommitted(() => StartReserved(claim));
         transaction.OnAbandoned(() =>
         {
             if (!joined) ReleaseSlot(); // a joined delivery holds the slot until it ends

@@ -86,9 +86,24 @@ public sealed class GrainStateTable(IDataStore store)
     /// version is still <paramref name="expectedVersion"/>, so that everything else the turn writes rests on
     /// the state it read. Fails the commit with <see cref="InconsistentStateException"/> otherwise.
     /// </summary>
-    public static void Fence(StoreTransaction transaction, GrainId id, long expectedVersion) =>
-        transaction.DeferCheck(() => new InconsistentStateException(id, expectedVersion),
+    public static void Fence(StoreTransaction transaction, GrainId id, long expectedVersion) => PlaceFence(transaction, id, expectedVersion);
+
+    /// <summary>As <see cref="Fence"/>; returns the fence, which <see cref="FenceAndWrite"/> may turn into the turn's state write.</summary>
+    internal static StoreTransaction.DeferredWrite PlaceFence(StoreTransaction transaction, GrainId id, long expectedVersion) =>
+        transaction.DeferCheckHeld(() => new InconsistentStateException(id, expectedVersion),
             "SELECT databuild_grain_fence($1, $2, $3, $4, $5)", TurnLockKey(id), id.Type, id.Key, expectedVersion);
+
+    /// <summary>
+    /// Writes the state as <see cref="Write"/> does; when the turn's <paramref name="fence"/> has not been sent yet, the
+    /// write takes its place, first in the batch, as one statement that takes the lock and writes on the version
+    /// (009_grain_write.sql): one statement fewer per turn, with the same checks.
+    /// </summary>
+    internal static long FenceAndWrite(StoreTransaction transaction, StoreTransaction.DeferredWrite fence, GrainId id, long expectedVersion, byte[] payload, long nowMs)
+    {
+        var write = new StoreTransaction.DeferredWrite("SELECT databuild_grain_write($1, $2, $3, $4, $5, $6, $7)",
+            [TurnLockKey(id), id.Type, id.Key, expectedVersion, payload, nowMs], -1, () => new InconsistentStateException(id, expectedVersion), null);
+        return transaction.TryReplaceDeferred(fence, write) ? expectedVersion + 1 : Write(transaction, id, expectedVersion, payload, nowMs);
+    }
 
     private static long TurnLockKey(GrainId id) => AdvisoryLockKey.For($"grain:{id.Type}/{id.Key}");
 }

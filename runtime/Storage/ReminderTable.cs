@@ -32,18 +32,51 @@ public sealed class ReminderTable(IDataStore store)
 
     /// <summary>Unleased (the next version is a successor), or leased with the version <paramref name="token"/>.</summary>
     private static void Write(StoreTransaction transaction, GrainId grain, string name, long dueAt, long periodMs, string? siloId, long? leaseUntil, long? token) =>
-        transaction.Defer("""
+        transaction.Defer(new StoreTransaction.DeferredWrite("""
             INSERT INTO reminders (grain_type, grain_key, name, due_at, period_ms, first_due, attempt, lease_owner, lease_until, version)
             VALUES ($1, $2, $3, $4, $5, $4, 0, CAST($6 AS text), CAST($7 AS bigint), COALESCE(CAST($8 AS bigint), 1))
             ON CONFLICT (grain_type, grain_key, name) DO UPDATE
                SET due_at = excluded.due_at, period_ms = excluded.period_ms, first_due = excluded.first_due,
                    attempt = 0, lease_owner = excluded.lease_owner, lease_until = excluded.lease_until,
                    version = COALESCE(CAST($8 AS bigint), reminders.version + 1)
-            """, grain.Type, grain.Key, name, dueAt, periodMs, Sql.Arg(siloId), Sql.Arg(leaseUntil), Sql.Arg(token));
+            """, [grain.Type, grain.Key, name, dueAt, periodMs, Sql.Arg(siloId), Sql.Arg(leaseUntil), Sql.Arg(token)], null, null, null,
+            Reminder: new RowWrite(grain, name, token is { } sent && periodMs == 0 ? sent : null, null)));
 
     /// <summary>Removes a reminder inside the caller's transaction (deferred to its commit).</summary>
-    public static void Delete(StoreTransaction transaction, GrainId grain, string name) =>
-        transaction.Defer("DELETE FROM reminders WHERE grain_type = $1 AND grain_key = $2 AND name = $3", grain.Type, grain.Key, name);
+    public static void Delete(StoreTransaction transaction, GrainId grain, string name) => transaction.Defer(DeleteWrite(grain, name));
+
+    private static StoreTransaction.DeferredWrite DeleteWrite(GrainId grain, string name) =>
+        new("DELETE FROM reminders WHERE grain_type = $1 AND grain_key = $2 AND name = $3", [grain.Type, grain.Key, name], null, null, null,
+            Reminder: new RowWrite(grain, name, null, null));
+
+    /// <summary>
+    /// The reminder row a deferred write changes: a one-shot message <paramref name="Sent"/> leased with that token, the
+    /// removal of a message <paramref name="Delivered"/> on that token, or (both null) any other change.
+    /// </summary>
+    internal sealed record RowWrite(GrainId Grain, string Name, long? Sent, long? Delivered);
+
+    /// <summary>
+    /// A group commit's writes (each with the turn it belongs to) with each message that is sent and delivered within the
+    /// group folded: where the only writes of a reminder row in the group are one turn's sending of a message and a later
+    /// turn's removal of it on its token, the two become one unchecked removal at the sending's place. The group commits as
+    /// one transaction or not at all, so the pair's net effect is exactly that: no row (a message of the same name already
+    /// there was replaced by the sending, then removed). Returns, by reference, each write to replace (null: to leave out).
+    /// </summary>
+    internal static Dictionary<StoreTransaction.DeferredWrite, StoreTransaction.DeferredWrite?> FoldDeliveredMessages(
+        IEnumerable<(int Turn, StoreTransaction.DeferredWrite Write)> writes)
+    {
+        var folds = new Dictionary<StoreTransaction.DeferredWrite, StoreTransaction.DeferredWrite?>(ReferenceEqualityComparer.Instance);
+        var byRow = writes.Where(w => w.Write.Reminder is not null).GroupBy(w => (w.Write.Reminder!.Grain, w.Write.Reminder.Name));
+        foreach (var row in byRow)
+        {
+            if (row.Take(3).Count() != 2) continue;
+            var (sending, delivery) = (row.First(), row.Last());
+            if (sending.Write.Reminder!.Sent is not { } token || delivery.Write.Reminder!.Delivered != token || delivery.Turn <= sending.Turn) continue;
+            folds[sending.Write] = DeleteWrite(row.Key.Grain, row.Key.Name);
+            folds[delivery.Write] = null;
+        }
+        return folds;
+    }
 
     public async Task<ReminderRow?> ReadAsync(GrainId grain, string name, CancellationToken cancellationToken = default)
     {
@@ -106,13 +139,15 @@ public sealed class ReminderTable(IDataStore store)
     public static void Complete(StoreTransaction transaction, ReminderRow claimed, long? nextDueAt, Func<Exception> stale)
     {
         if (nextDueAt is null)
-            transaction.DeferExpecting(1, stale, "DELETE FROM reminders WHERE grain_type = $1 AND grain_key = $2 AND name = $3 AND version = $4",
-                claimed.Grain.Type, claimed.Grain.Key, claimed.Name, claimed.Version);
+            transaction.Defer(new StoreTransaction.DeferredWrite("DELETE FROM reminders WHERE grain_type = $1 AND grain_key = $2 AND name = $3 AND version = $4",
+                [claimed.Grain.Type, claimed.Grain.Key, claimed.Name, claimed.Version], 1, stale, null,
+                Reminder: new RowWrite(claimed.Grain, claimed.Name, null, claimed.Version)));
         else
-            transaction.DeferExpecting(1, stale, """
+            transaction.Defer(new StoreTransaction.DeferredWrite("""
                 UPDATE reminders SET due_at = $5, attempt = 0, lease_owner = NULL, lease_until = NULL, version = version + 1
                  WHERE grain_type = $1 AND grain_key = $2 AND name = $3 AND version = $4
-                """, claimed.Grain.Type, claimed.Grain.Key, claimed.Name, claimed.Version, nextDueAt.Value);
+                """, [claimed.Grain.Type, claimed.Grain.Key, claimed.Name, claimed.Version, nextDueAt.Value], 1, stale, null,
+                Reminder: new RowWrite(claimed.Grain, claimed.Name, null, null)));
     }
 
     /// <summary>After a failed delivery: release the claim and try again at <paramref name="retryAt"/>.</summary>

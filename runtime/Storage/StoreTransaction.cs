@@ -126,8 +126,27 @@ public sealed class StoreTransaction : IAsyncDisposable
     /// PostgreSQL: a deferred call of a function that raises SQLSTATE DB001 with the tag it is given as its last
     /// argument (appended here) when its condition fails; the transaction then fails with <paramref name="failure"/>'s exception.
     /// </summary>
-    public void DeferCheck(Func<Exception> failure, string sql, params object?[] args) =>
-        _deferred.Add(new DeferredWrite(sql, args, -1, failure, null));
+    public void DeferCheck(Func<Exception> failure, string sql, params object?[] args) => DeferCheckHeld(failure, sql, args);
+
+    /// <summary>As <see cref="DeferCheck"/>; returns the write, which <see cref="TryReplaceDeferred"/> may replace until it is sent.</summary>
+    internal DeferredWrite DeferCheckHeld(Func<Exception> failure, string sql, params object?[] args)
+    {
+        var write = new DeferredWrite(sql, args, -1, failure, null);
+        _deferred.Add(write);
+        return write;
+    }
+
+    /// <summary>
+    /// Puts <paramref name="replacement"/> in the place of <paramref name="pending"/> if that is still held here (not yet
+    /// sent by a flush); false otherwise.
+    /// </summary>
+    internal bool TryReplaceDeferred(DeferredWrite pending, DeferredWrite replacement)
+    {
+        var at = _deferred.FindIndex(d => ReferenceEquals(d, pending));
+        if (at < 0) return false;
+        _deferred[at] = replacement;
+        return true;
+    }
 
     /// <summary>
     /// PostgreSQL: a deferred write of events whose argument <paramref name="offsetArg"/> (a bigint, 0 here) is added
@@ -136,6 +155,9 @@ public sealed class StoreTransaction : IAsyncDisposable
     /// </summary>
     internal void DeferPositioned(int offsetArg, MergeWrites? merge, string sql, params object?[] args) =>
         _deferred.Add(new DeferredWrite(sql, args, null, null, null, offsetArg, merge));
+
+    /// <summary>A deferred write built by the storage contract that runs it (one that carries more than its statement).</summary>
+    internal void Defer(DeferredWrite write) => _deferred.Add(write);
 
     /// <summary>Deferred work that is not one statement (it runs in order at the flush, after the statements before it).</summary>
     public void Defer(Func<StoreTransaction, CancellationToken, Task> write) => _deferred.Add(new DeferredWrite("", [], null, null, write));
@@ -366,9 +388,12 @@ public sealed class StoreTransaction : IAsyncDisposable
     /// ExpectedRows: null no check, ≥ 0 a row count, -1 a raising function call. OffsetArg: the argument (a bigint)
     /// added to event positions within the transaction, which a group commit sets to move a turn past the turns before it.
     /// Merge: makes one statement of this write and the same write of other turns (<see cref="DeferPositioned"/>).
+    /// Reminder: the reminder row the write changes, and how (a group commit may fold a message's sending and its
+    /// delivery into one statement: <see cref="ReminderTable.FoldDeliveredMessages"/>).
     /// </summary>
     internal sealed record DeferredWrite(string Sql, object?[] Args, int? ExpectedRows, Func<Exception>? Failure,
-        Func<StoreTransaction, CancellationToken, Task>? Work, int? OffsetArg = null, MergeWrites? Merge = null);
+        Func<StoreTransaction, CancellationToken, Task>? Work, int? OffsetArg = null, MergeWrites? Merge = null,
+        ReminderTable.RowWrite? Reminder = null);
 
     /// <summary>One statement for the same write of several turns of a group, each given with the shift of its turn's event positions.</summary>
     internal delegate DeferredWrite MergeWrites(IReadOnlyList<(DeferredWrite Write, long Shift)> parts);

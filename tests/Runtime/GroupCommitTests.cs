@@ -244,22 +244,10 @@ public sealed class GroupCommitTests(PostgresDatabase database) : IClassFixture<
                 if (senderFails) ClaimKey(tx, "taken", "sender");
                 tx.OnCommittedOrJoined(() => { }, join =>
                 {
-                    var turn = join.Expect();
-                    joined = Task.Run(async () =>
+                    joined = StartJoinedTurn(store, join, r =>
                     {
-                        try
-                        {
-                            await using var r = await store.BeginTurnAsync();
-                            r.JoinAs(turn);
-                            store.Events.AppendDeferred(r, [WantCreate($"joined-{key}", "p/j")]);
-                            r.DeferExpecting(1, () => new KeyTakenException(), "DELETE FROM idempotency_keys WHERE key = $1", key);
-                            await r.CommitAsync();
-                            return null;
-                        }
-                        catch (Exception e)
-                        {
-                            return e;
-                        }
+                        store.Events.AppendDeferred(r, [WantCreate($"joined-{key}", "p/j")]);
+                        r.DeferExpecting(1, () => new KeyTakenException(), "DELETE FROM idempotency_keys WHERE key = $1", key);
                     });
                     return true;
                 });
@@ -286,5 +274,72 @@ public sealed class GroupCommitTests(PostgresDatabase database) : IClassFixture<
         await using var connection = await store.OpenConnectionAsync();
         await using var command = Sql.Command(connection, null, "SELECT count(*) FROM idempotency_keys WHERE key <> 'taken'");
         Assert.Equal(0L, await command.ExecuteScalarAsync()); // "kept" claimed then removed; "lost" never claimed
+    }
+
+    /// <summary>
+    /// A message sent by one turn and delivered by a turn joined to it, in one group, is folded into one statement; what
+    /// is left must be what the two writes would have left: no row, even where a message of the same name was already
+    /// waiting (the sending replaced it), and the sent message itself when the delivering turn fails.
+    /// </summary>
+    [Fact]
+    public async Task A_message_sent_and_delivered_in_one_group_leaves_no_row_and_stays_when_its_delivery_fails()
+    {
+        await using var store = await StoreWithTakenKeyAsync();
+        ((PostgresStore)store).CommitJoinWait = TimeSpan.FromSeconds(20);
+        var receiver = new GrainId("probe", "receiver");
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        await using (var older = await store.BeginAsync())
+        {
+            ReminderTable.Upsert(older, receiver, "note", now + 60_000, 0); // a message of the same name, waiting
+            await older.CommitAsync();
+        }
+
+        async Task<(ReminderRow Sent, Exception? Delivery)> SendAndDeliverAsync(bool deliveryFails)
+        {
+            Task<Exception?>? delivery = null;
+            await using var tx = await store.BeginTurnAsync();
+            var sent = ReminderTable.UpsertLeased(tx, receiver, "note", now, "silo-a", now + 30_000, Random.Shared.NextInt64(1L << 40, 1L << 62));
+            tx.OnCommittedOrJoined(() => { }, join =>
+            {
+                delivery = StartJoinedTurn(store, join, r =>
+                {
+                    ReminderTable.Complete(r, sent, null, () => new InvalidOperationException("stale claim"));
+                    if (deliveryFails) ClaimKey(r, "taken", "receiver");
+                });
+                return true;
+            });
+            await tx.CommitAsync();
+            return (sent, await delivery!.WaitAsync(TimeSpan.FromSeconds(20)));
+        }
+
+        var delivered = await SendAndDeliverAsync(deliveryFails: false);
+        Assert.Null(delivered.Delivery);
+        Assert.Empty(await store.Reminders.ListAsync(receiver));
+
+        var failed = await SendAndDeliverAsync(deliveryFails: true);
+        Assert.IsType<KeyTakenException>(failed.Delivery);
+        var waiting = Assert.Single(await store.Reminders.ListAsync(receiver));
+        Assert.Equal(failed.Sent.Version, waiting.Version); // the message as its sender wrote it, for its next delivery
+    }
+
+    /// <summary>A turn joined to its sender's commit, as a message's delivery is, that writes what <paramref name="write"/> defers; its failure, if any.</summary>
+    private static Task<Exception?> StartJoinedTurn(IDataStore store, CommitJoin join, Action<StoreTransaction> write)
+    {
+        var turn = join.Expect();
+        return Task.Run(async () =>
+        {
+            try
+            {
+                await using var r = await store.BeginTurnAsync();
+                r.JoinAs(turn);
+                write(r);
+                await r.CommitAsync();
+                return (Exception?)null;
+            }
+            catch (Exception e)
+            {
+                return e;
+            }
+        });
     }
 }

@@ -197,18 +197,26 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
     /// <summary>
     /// The group's statements in order, event positions shifted per turn, and for each statement the turn it belongs to
     /// (<see cref="Merged"/>: several). With <paramref name="merge"/>, the writes that can be merged (the event inserts)
-    /// go last, one statement for each kind: nothing in a transaction reads them back.
+    /// go last, one statement for each kind: nothing in a transaction reads them back; and a message sent and delivered
+    /// within the group is one statement instead of two (<see cref="ReminderTable.FoldDeliveredMessages"/>).
     /// </summary>
     private static (List<DeferredWrite> Statements, List<int> Owners) Combine(List<Member> group, bool merge)
     {
         var statements = new List<DeferredWrite>();
         var owners = new List<int>();
         var mergeable = new List<(DeferredWrite Write, long Shift)>();
+        var folds = merge ? ReminderTable.FoldDeliveredMessages(group.SelectMany((m, i) => m.Statements.Select(w => (i, w)))) : null;
         var shift = 0L;
         for (var i = 0; i < group.Count; i++)
         {
-            foreach (var statement in group[i].Statements)
+            foreach (var written in group[i].Statements)
             {
+                var statement = written;
+                if (folds is not null && folds.TryGetValue(written, out var folded))
+                {
+                    if (folded is null) continue;
+                    statement = folded;
+                }
                 if (merge && statement.Merge is not null)
                 {
                     mergeable.Add((statement, shift));
