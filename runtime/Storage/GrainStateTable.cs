@@ -89,9 +89,13 @@ public sealed class GrainStateTable(IDataStore store)
     public static void Fence(StoreTransaction transaction, GrainId id, long expectedVersion) => PlaceFence(transaction, id, expectedVersion);
 
     /// <summary>As <see cref="Fence"/>; returns the fence, which <see cref="FenceAndWrite"/> may turn into the turn's state write.</summary>
-    internal static StoreTransaction.DeferredWrite PlaceFence(StoreTransaction transaction, GrainId id, long expectedVersion) =>
-        transaction.DeferCheckHeld(() => new InconsistentStateException(id, expectedVersion),
-            "SELECT databuild_grain_fence($1, $2, $3, $4, $5)", TurnLockKey(id), id.Type, id.Key, expectedVersion);
+    internal static StoreTransaction.DeferredWrite PlaceFence(StoreTransaction transaction, GrainId id, long expectedVersion)
+    {
+        var fence = new StoreTransaction.DeferredWrite("SELECT databuild_grain_fence($1, $2, $3, $4, $5)",
+            [TurnLockKey(id), id.Type, id.Key, expectedVersion], -1, () => new InconsistentStateException(id, expectedVersion), null);
+        transaction.Defer(fence);
+        return fence;
+    }
 
     /// <summary>
     /// Writes the state as <see cref="Write"/> does; when the turn's <paramref name="fence"/> has not been sent yet, the

@@ -126,15 +126,8 @@ public sealed class StoreTransaction : IAsyncDisposable
     /// PostgreSQL: a deferred call of a function that raises SQLSTATE DB001 with the tag it is given as its last
     /// argument (appended here) when its condition fails; the transaction then fails with <paramref name="failure"/>'s exception.
     /// </summary>
-    public void DeferCheck(Func<Exception> failure, string sql, params object?[] args) => DeferCheckHeld(failure, sql, args);
-
-    /// <summary>As <see cref="DeferCheck"/>; returns the write, which <see cref="TryReplaceDeferred"/> may replace until it is sent.</summary>
-    internal DeferredWrite DeferCheckHeld(Func<Exception> failure, string sql, params object?[] args)
-    {
-        var write = new DeferredWrite(sql, args, -1, failure, null);
-        _deferred.Add(write);
-        return write;
-    }
+    public void DeferCheck(Func<Exception> failure, string sql, params object?[] args) =>
+        _deferred.Add(new DeferredWrite(sql, args, -1, failure, null));
 
     /// <summary>
     /// Puts <paramref name="replacement"/> in the place of <paramref name="pending"/> if that is still held here (not yet
@@ -156,7 +149,10 @@ public sealed class StoreTransaction : IAsyncDisposable
     internal void DeferPositioned(int offsetArg, MergeWrites? merge, string sql, params object?[] args) =>
         _deferred.Add(new DeferredWrite(sql, args, null, null, null, offsetArg, merge));
 
-    /// <summary>A deferred write built by the storage contract that runs it (one that carries more than its statement).</summary>
+    /// <summary>
+    /// A deferred write built by the storage contract that runs it (one that carries more than its statement, or that
+    /// it may replace until it is sent: <see cref="TryReplaceDeferred"/>).
+    /// </summary>
     internal void Defer(DeferredWrite write) => _deferred.Add(write);
 
     /// <summary>Deferred work that is not one statement (it runs in order at the flush, after the statements before it).</summary>
