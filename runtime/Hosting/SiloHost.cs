@@ -18,11 +18,6 @@ public sealed record SiloHostOptions
     public TimeSpan ReminderLease { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>The longest the reminder loop sleeps without a notification (a lost NOTIFY costs at most this).</summary>
     public TimeSpan ReminderSafetyNet { get; init; } = TimeSpan.FromSeconds(10);
-    /// <summary>
-    /// How long a message sent to go after its sender's commit (a partition's word to its wants) waits before its turn:
-    /// the job processes that commit started get the two cores first. Real time, not the silo's clock.
-    /// </summary>
-    public TimeSpan AfterCommitMessageDelay { get; init; } = TimeSpan.FromMilliseconds(20);
     public int MaxConcurrentReminderDeliveries { get; init; } = 64;
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(5);
     /// <summary>A silo silent this long is declared dead and its leases handed back.</summary>

@@ -38,7 +38,7 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
         {
             try
             {
-                Volatile.Write(ref _plannedWake, long.MinValue); // awake: a reminder committed now is seen by the reads below
+                Volatile.Write(ref _plannedWake, long.MinValue); // awake: a reminder committed from now on wakes it again
                 var changed = runtime.Store.RemindersChanged.Next;
                 var slotFreed = _slotFreed.Next;
                 _waitingForSlot = true; // before the count: a slot freed after it pulses
@@ -52,21 +52,16 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
                     foreach (var claim in claimed) Start(claim);
                     if (claimed.Count == want) continue; // more may be due
                 }
-                // From here on, a reminder committed due before the safety net wakes this loop: the read below may
-                // have begun before its commit. (Left "awake", such a reminder told no one, and waited for the safety net.)
-                var latestWake = Clock.GetUtcNow() + options.ReminderSafetyNet;
-                Volatile.Write(ref _plannedWake, latestWake.ToUnixTimeMilliseconds());
                 var next = await Table.NextClaimableAtAsync(stopping);
                 var now = Clock.GetUtcNow();
                 if (next is { } at && DateTimeOffset.FromUnixTimeMilliseconds(at) <= now)
                 {
                     // Claimable already: it fell due since the claim, or another silo's claim holds it locked, or
                     // our slots are full. Pause briefly in real time (a spin guard, not a schedule) and look again.
-                    Volatile.Write(ref _plannedWake, long.MinValue);
                     await Task.WhenAny(changed, slotFreed, Task.Delay(free > 0 ? TimeSpan.FromMilliseconds(20) : TimeSpan.FromSeconds(1), stopping));
                     continue;
                 }
-                var wakeAt = latestWake;
+                var wakeAt = now + options.ReminderSafetyNet;
                 if (next is { } nextAt && DateTimeOffset.FromUnixTimeMilliseconds(nextAt) < wakeAt) wakeAt = DateTimeOffset.FromUnixTimeMilliseconds(nextAt);
                 Volatile.Write(ref _plannedWake, wakeAt.ToUnixTimeMilliseconds());
                 var sleep = Task.Delay(wakeAt - now, Clock, stopping);
@@ -114,7 +109,7 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
         var claim = ReminderTable.UpsertLeased(transaction, grain, name, dueAt, siloId, leaseUntil, Random.Shared.NextInt64(1L << 40, 1L << 62));
         var joined = false;
         if (inSendersCommit) transaction.OnCommittedOrJoined(() => StartReserved(claim), join => joined = TryStartJoined(claim, join));
-        else transaction.OnCommitted(() => StartReserved(claim, options.AfterCommitMessageDelay));
+        else transaction.OnCommitted(() => StartReserved(claim));
         transaction.OnAbandoned(() =>
         {
             if (!joined) ReleaseSlot(); // a joined delivery holds the slot until it ends
@@ -165,7 +160,7 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
     /// <summary>A killed silo takes no more messages for local delivery.</summary>
     public void Close() => _closed = true;
 
-    private void StartReserved(ReminderRow claim, TimeSpan delay = default)
+    private void StartReserved(ReminderRow claim)
     {
         if (_closed)
         {
@@ -173,13 +168,7 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
             ReleaseSlot();
             return;
         }
-        if (delay <= TimeSpan.Zero) Track(() => DeliverAsync(claim));
-        else Track(async () =>
-        {
-            // Leased and tracked while it waits: a clean stop waits for it, a killed silo's lease runs out.
-            await Task.Delay(delay, CancellationToken.None);
-            await DeliverAsync(claim);
-        });
+        Track(() => DeliverAsync(claim));
     }
 
     /// <summary>Runs a delivery that holds a slot, tracked until it ends, and then frees the slot.</summary>
