@@ -110,7 +110,7 @@ public sealed class Commands(ApiClient api)
             Console.WriteLine($"{status} after {clock.Elapsed.TotalSeconds:0.0} s");
             foreach (var line in lines) Console.WriteLine(line);
             drawn = lines.Count + 1;
-            if (status is "satisfied" or "failed" or "expired" or "cancelled") return detail;
+            if (WantTimeline.Ends.Values.Contains(status)) return detail;
             await Task.Delay(250);
         }
     }

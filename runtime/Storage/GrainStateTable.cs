@@ -59,7 +59,7 @@ public sealed class GrainStateTable(IDataStore store)
     /// </summary>
     public static long Write(StoreTransaction transaction, GrainId id, long expectedVersion, byte[] payload, long nowMs)
     {
-        Func<Exception> stale = () => new InconsistentStateException(id, expectedVersion);
+        var stale = Stale(id, expectedVersion);
         if (expectedVersion == 0)
             transaction.DeferExpecting(1, stale, """
                 INSERT INTO grain_state (grain_type, grain_key, version, payload, updated_at) VALUES ($1, $2, 1, $3, $4)
@@ -77,7 +77,7 @@ public sealed class GrainStateTable(IDataStore store)
     public static void Clear(StoreTransaction transaction, GrainId id, long expectedVersion)
     {
         if (expectedVersion == 0) return;
-        transaction.DeferExpecting(1, () => new InconsistentStateException(id, expectedVersion),
+        transaction.DeferExpecting(1, Stale(id, expectedVersion),
             "DELETE FROM grain_state WHERE grain_type = $1 AND grain_key = $2 AND version = $3", id.Type, id.Key, expectedVersion);
     }
 
@@ -92,7 +92,7 @@ public sealed class GrainStateTable(IDataStore store)
     internal static StoreTransaction.DeferredWrite PlaceFence(StoreTransaction transaction, GrainId id, long expectedVersion)
     {
         var fence = new StoreTransaction.DeferredWrite("SELECT databuild_grain_fence($1, $2, $3, $4, $5)",
-            [TurnLockKey(id), id.Type, id.Key, expectedVersion], -1, () => new InconsistentStateException(id, expectedVersion), null);
+            [TurnLockKey(id), id.Type, id.Key, expectedVersion], -1, Stale(id, expectedVersion), null);
         transaction.Defer(fence);
         return fence;
     }
@@ -104,10 +104,17 @@ public sealed class GrainStateTable(IDataStore store)
     /// </summary>
     internal static long FenceAndWrite(StoreTransaction transaction, StoreTransaction.DeferredWrite fence, GrainId id, long expectedVersion, byte[] payload, long nowMs)
     {
-        var write = new StoreTransaction.DeferredWrite("SELECT databuild_grain_write($1, $2, $3, $4, $5, $6, $7)",
-            [TurnLockKey(id), id.Type, id.Key, expectedVersion, payload, nowMs], -1, () => new InconsistentStateException(id, expectedVersion), null);
+        // The fence's raising call and failure, with the write added.
+        var write = fence with
+        {
+            Sql = "SELECT databuild_grain_write($1, $2, $3, $4, $5, $6, $7)",
+            Args = [TurnLockKey(id), id.Type, id.Key, expectedVersion, payload, nowMs],
+        };
         return transaction.TryReplaceDeferred(fence, write) ? expectedVersion + 1 : Write(transaction, id, expectedVersion, payload, nowMs);
     }
+
+    /// <summary>The failure of a write or fence that found the grain no longer at the version its turn read.</summary>
+    private static Func<Exception> Stale(GrainId id, long expectedVersion) => () => new InconsistentStateException(id, expectedVersion);
 
     private static long TurnLockKey(GrainId id) => AdvisoryLockKey.For($"grain:{id.Type}/{id.Key}");
 }
