@@ -165,7 +165,7 @@ internal static class ReconciliationBenchmarks
         {
             var value = await probe();
             if (done(value)) return value;
-            if (deadline.Elapsed > timeout) throw new TimeoutException($"benchmark step did not finish in {timeout}");
+            if (deadline.Elapsed > timeout) throw new TimeoutException($"benchmark step did not finish in {timeout}; it last read {value}");
             await Task.Delay(every ?? TimeSpan.FromMilliseconds(1));
         }
     }

@@ -94,10 +94,17 @@ public sealed class WantGrain(IDataStore store) : Grain<WantState>, IWantGrain, 
         else if (reminderName.StartsWith(PartitionBuilding, StringComparison.Ordinal) || reminderName.StartsWith(PartitionUpstream, StringComparison.Ordinal))
         {
             if (WantStatus.IsTerminal(State.Status)) return;
-            // The latest word from any partition: building, or waiting on upstream partitions.
-            var next = reminderName.StartsWith(PartitionUpstream, StringComparison.Ordinal) ? WantStatus.UpstreamBuilding : WantStatus.Building;
-            if (next == State.Status) return;
+            // The latest word from any partition: building, or waiting on upstream partitions. Words are delivered
+            // concurrently and may arrive out of order (a retried delivery, another silo's claim): one sent before the
+            // word already applied, or about a partition already available, is stale.
+            var upstream = reminderName.StartsWith(PartitionUpstream, StringComparison.Ordinal);
+            var partition = reminderName[(upstream ? PartitionUpstream : PartitionBuilding).Length..];
+            var sentAt = status.FirstTickTime.ToUnixTimeMilliseconds();
+            if (sentAt < State.LastWordSentAt || State.Available.Contains(partition)) return;
+            var next = upstream ? WantStatus.UpstreamBuilding : WantStatus.Building;
+            if (next == State.Status && sentAt == State.LastWordSentAt) return;
             State.Status = next;
+            State.LastWordSentAt = sentAt;
             await SaveAsync();
         }
         else if (reminderName.StartsWith(PartitionFailed, StringComparison.Ordinal))

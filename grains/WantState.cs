@@ -20,6 +20,8 @@ public sealed class WantState
     public long? FinishedAt { get; set; }
     public string? Reason { get; set; }
     public HashSet<string> Available { get; set; } = [];
+    /// <summary>When the latest partition word (building, waiting upstream) applied was sent, epoch ms: older words are stale.</summary>
+    public long LastWordSentAt { get; set; }
 
     public long TtlDeadline => DataTimestamp + TtlSeconds * 1000;
     public long? SlaDeadline => SlaSeconds is { } s ? DataTimestamp + s * 1000 : null;

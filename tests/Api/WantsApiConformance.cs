@@ -2,7 +2,10 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using DataBuild.Runtime.Hosting;
+using DataBuild.Runtime.Storage;
 using DataBuild.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace DataBuild.Tests.Api;
 
@@ -256,6 +259,45 @@ public abstract class WantsApiConformance : IAsyncLifetime
         Silo = await InProcessSilo.StartAsync(Store, Graph, Clock);
         var violated = await UntilWantAsync(Id(want), w => w.GetProperty("sla_violated").GetBoolean(), "the violation after restart");
         Assert.Equal("idle", violated.GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task A_partitions_older_word_delivered_late_does_not_move_its_want_back()
+    {
+        // Regression: a partition's words to a want are delivered concurrently; "building" delivered after the later
+        // "waiting upstream" left the want showing building while its partition waited upstream, for good.
+        var want = Id(await CreateAsync(new { partitions = new[] { "ext/late" } }));
+        var sentAt = Clock.GetUtcNow().ToUnixTimeMilliseconds();
+        await SendWordAsync(want, "upstream:ext/late", sentAt);
+        await UntilWantAsync(want, w => w.GetProperty("status").GetString() == "upstream_building", "the want to hear its partition waits upstream");
+
+        await SendWordAsync(want, "building:ext/late", sentAt - 5); // sent earlier, delivered now
+        await Eventually.UntilAsync(() => PendingMessagesAsync(want), n => n == 0, Deadline, "the late word to be delivered");
+        Assert.Equal("upstream_building", (await WantAsync(want)).GetProperty("status").GetString());
+
+        Clock.Advance(TimeSpan.FromMilliseconds(5));
+        await SendWordAsync(want, "building:ext/late", sentAt + 5); // a newer word still applies
+        await UntilWantAsync(want, w => w.GetProperty("status").GetString() == "building", "the want to hear its partition builds again");
+    }
+
+    /// <summary>A partition's word to a want, as its turn writes it: a one-shot reminder due (and sent) at <paramref name="sentAt"/>.</summary>
+    private async Task SendWordAsync(string want, string name, long sentAt)
+    {
+        var store = Silo.Services.GetRequiredService<IDataStore>();
+        await using (var transaction = await store.BeginAsync())
+        {
+            ReminderTable.Upsert(transaction, new GrainId("want", want), name, sentAt, 0);
+            await transaction.CommitAsync();
+        }
+        store.PublishRemindersChanged();
+    }
+
+    private async Task<long> PendingMessagesAsync(string want)
+    {
+        await using var connection = await Silo.Services.GetRequiredService<IDataStore>().OpenConnectionAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = $"SELECT count(*) FROM reminders WHERE grain_type = 'want' AND grain_key = '{want}' AND name LIKE 'building:%'";
+        return Convert.ToInt64(await command.ExecuteScalarAsync());
     }
 
     [Fact]
