@@ -29,6 +29,9 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
     // Set while the loop waits for a free slot: only then does a finished delivery need to wake it.
     private volatile bool _waitingForSlot;
 
+    /// <summary>Test seam: runs after the loop has read the next claimable instant and before it plans its sleep.</summary>
+    internal Func<Task>? AfterNextDueRead { get; set; }
+
     private TimeProvider Clock => runtime.Clock;
     private ReminderTable Table => runtime.Store.Reminders;
 
@@ -38,7 +41,7 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
         {
             try
             {
-                Volatile.Write(ref _plannedWake, long.MinValue); // awake: a reminder committed from now on wakes it again
+                Volatile.Write(ref _plannedWake, long.MinValue); // awake: a reminder committed now is seen by the reads below
                 var changed = runtime.Store.RemindersChanged.Next;
                 var slotFreed = _slotFreed.Next;
                 _waitingForSlot = true; // before the count: a slot freed after it pulses
@@ -52,16 +55,22 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
                     foreach (var claim in claimed) Start(claim);
                     if (claimed.Count == want) continue; // more may be due
                 }
+                // From here on, a reminder committed due before the safety net wakes this loop: the read below may
+                // have begun before its commit. (Left "awake", such a reminder told no one, and waited for the safety net.)
+                var latestWake = Clock.GetUtcNow() + options.ReminderSafetyNet;
+                Volatile.Write(ref _plannedWake, latestWake.ToUnixTimeMilliseconds());
                 var next = await Table.NextClaimableAtAsync(stopping);
+                if (AfterNextDueRead is { } pause) await pause();
                 var now = Clock.GetUtcNow();
                 if (next is { } at && DateTimeOffset.FromUnixTimeMilliseconds(at) <= now)
                 {
                     // Claimable already: it fell due since the claim, or another silo's claim holds it locked, or
                     // our slots are full. Pause briefly in real time (a spin guard, not a schedule) and look again.
+                    Volatile.Write(ref _plannedWake, long.MinValue);
                     await Task.WhenAny(changed, slotFreed, Task.Delay(free > 0 ? TimeSpan.FromMilliseconds(20) : TimeSpan.FromSeconds(1), stopping));
                     continue;
                 }
-                var wakeAt = now + options.ReminderSafetyNet;
+                var wakeAt = latestWake;
                 if (next is { } nextAt && DateTimeOffset.FromUnixTimeMilliseconds(nextAt) < wakeAt) wakeAt = DateTimeOffset.FromUnixTimeMilliseconds(nextAt);
                 Volatile.Write(ref _plannedWake, wakeAt.ToUnixTimeMilliseconds());
                 var sleep = Task.Delay(wakeAt - now, Clock, stopping);

@@ -159,6 +159,30 @@ public abstract class GrainHostConformance : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_reminder_committed_just_after_the_loop_read_its_next_due_time_still_fires_on_time()
+    {
+        // Regression: the loop counted itself awake until it had planned its sleep, so a reminder committed after its
+        // read of the next due time, due before the loop's 10 s safety net, told no one and fired 10 s late.
+        var paused = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var resume = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Silo.Reminders.AfterNextDueRead = async () =>
+        {
+            Silo.Reminders.AfterNextDueRead = null;
+            paused.TrySetResult();
+            await resume.Task;
+        };
+        Silo.Store.PublishRemindersChanged(); // the loop looks again, and stops after its read
+        await paused.Task.WaitAsync(Deadline);
+
+        var due = Clock.GetUtcNow().AddSeconds(5);
+        await Grains.GetGrain<IReminderProbeGrain>("window").Schedule("soon", due, TimeSpan.Zero);
+        resume.SetResult();
+        Clock.Advance(TimeSpan.FromSeconds(5));
+        await Eventually.UntilAsync(() => Task.FromResult(Log.Count), n => n == 1, Deadline, "the reminder to fire at its due time");
+        Assert.Equal(due, Assert.Single(Log.All).Tick);
+    }
+
+    [Fact]
     public async Task A_periodic_reminder_ticks_each_period_until_unregistered()
     {
         var start = Clock.GetUtcNow();
