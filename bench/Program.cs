@@ -20,7 +20,11 @@ int Sized(string flag, int fallback)
     return at >= 0 && at + 1 < args.Length ? int.Parse(args[at + 1], System.Globalization.CultureInfo.InvariantCulture) : fallback;
 }
 
-Console.WriteLine($"DataBuild benchmarks ({(quick ? "quick" : "full")}): {Environment.ProcessorCount} cores, {clients} clients, {duration.TotalSeconds:0} s per measurement");
+// --job native|bash: the dispatch and chain benchmarks' job, a C program (default) or the same logic in bash.
+var jobAt = Array.IndexOf(args, "--job");
+if (jobAt >= 0 && jobAt + 1 < args.Length) BenchJob.Kind = args[jobAt + 1] is "bash" or "native" ? args[jobAt + 1] : throw new ArgumentException("--job is native or bash");
+
+Console.WriteLine($"DataBuild benchmarks ({(quick ? "quick" : "full")}): {Environment.ProcessorCount} cores, {clients} clients, {duration.TotalSeconds:0} s per measurement, {BenchJob.Kind} job");
 var server = await PostgresServer.StartAsync(durable: true);
 var results = new List<BenchResult>();
 try

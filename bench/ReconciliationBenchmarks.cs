@@ -15,19 +15,6 @@ namespace DataBuild.Bench;
 /// </summary>
 internal static class ReconciliationBenchmarks
 {
-    private const string Script = """
-        #!/bin/bash
-        started=$EPOCHREALTIME
-        case "$DATABUILD_JOB_LABEL" in
-          dep) n="${1#d/}"
-               if [ -f "$DATA/ext_$n" ]; then echo "$started" > "$DATA/start_$n"; exit 0; fi
-               echo "__DATABUILD_ERROR__::{\"missing_deps\":[\"ext/$n\"]}"; exit 3 ;;
-          hop) n="${1#h/}"
-               if [ "$n" -gt 0 ] && [ ! -f "$DATA/h_$((n - 1))" ]; then echo "__DATABUILD_ERROR__::{\"missing_deps\":[\"h/$((n - 1))\"]}"; exit 3; fi
-               : > "$DATA/h_$n" ;;
-        esac
-        """;
-
     /// <summary>
     /// Measures <paramref name="repeat"/> times, each on a fresh database and silo, and reports each figure's median:
     /// on this machine one run's p50 moves by a quarter between runs of the same code.
@@ -83,13 +70,12 @@ internal static class ReconciliationBenchmarks
     {
         var data = Path.Combine(folder, "data");
         Directory.CreateDirectory(data);
-        File.WriteAllText(Path.Combine(folder, "job.sh"), Script);
-        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(Path.Combine(folder, "job.sh"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var entrypoint = BenchJob.WriteInto(folder);
         var graph = Path.Combine(folder, "databuild.json");
         File.WriteAllText(graph, $$"""
             { "graph_label": "bench",
-              "jobs": [ { "label": "dep", "entrypoint": "job.sh", "partition_patterns": ["d/.*"], "max_concurrency": 8, "environment": { "DATA": "{{data}}", "LC_ALL": "C" } },
-                        { "label": "hop", "entrypoint": "job.sh", "partition_patterns": ["h/.*"], "max_concurrency": 8, "environment": { "DATA": "{{data}}", "LC_ALL": "C" } } ],
+              "jobs": [ { "label": "dep", "entrypoint": "{{entrypoint}}", "partition_patterns": ["d/.*"], "max_concurrency": 8, "environment": { "DATA": "{{data}}", "LC_ALL": "C" } },
+                        { "label": "hop", "entrypoint": "{{entrypoint}}", "partition_patterns": ["h/.*"], "max_concurrency": 8, "environment": { "DATA": "{{data}}", "LC_ALL": "C" } } ],
               "external_patterns": ["ext/.*"] }
             """);
         return (graph, data);
