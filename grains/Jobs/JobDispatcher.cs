@@ -74,10 +74,8 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
         {
             if (Interlocked.Exchange(ref _done, 1) != 0) return;
             // Started before the reservation is dropped, so the slot is never counted free in between. Not on the
-            // committing turn's execution context: the run is not part of that grain call. A stopping silo leaves
-            // the run, claimed but not started, to its lease.
-            if (!stopping.IsCancellationRequested)
-                using (ExecutionContext.SuppressFlow()) dispatcher.Start(job, run, stopping);
+            // committing turn's execution context: the run is not part of that grain call.
+            using (ExecutionContext.SuppressFlow()) dispatcher.Start(job, run, stopping); // stopping: handed back, not started
             Interlocked.Decrement(ref dispatcher._reserved);
         }
 
@@ -120,8 +118,14 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
         }
     }
 
-    /// <summary>Runs in flight finish before a clean stop returns (a killed silo abandons them).</summary>
-    public Task DrainAsync() => Task.WhenAll(_running.Values);
+    /// <summary>
+    /// Runs in flight end before a clean stop returns: their processes are killed and the runs handed back (a killed
+    /// silo abandons them to their leases).
+    /// </summary>
+    public async Task DrainAsync()
+    {
+        while (!_running.IsEmpty) await Task.WhenAll(_running.Values);
+    }
 
     private void Start(JobConfig job, JobRunRow run, CancellationToken stopping)
     {
@@ -136,6 +140,11 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
 
     private async Task ExecuteAsync(JobConfig job, JobRunRow run, CancellationToken stopping)
     {
+        if (stopping.IsCancellationRequested)
+        {
+            await HandBackAsync(job, run); // claimed as the silo began to stop: not started
+            return;
+        }
         using var lost = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         var heartbeat = HeartbeatAsync(run, lost);
         JobOutcome outcome;
@@ -155,7 +164,12 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
             await lost.CancelAsync();
             await heartbeat;
         }
-        if (stopping.IsCancellationRequested) return; // a stopping silo leaves the run to the lease
+        if (stopping.IsCancellationRequested && outcome.Status != JobRunStatus.Succeeded)
+        {
+            // Killed by this silo's stop (or failed as it stopped): not the job's failure. Another silo runs it again now.
+            await HandBackAsync(job, run);
+            return;
+        }
         DataBuildMetrics.JobRunFinished(job.Label, outcome.Status, Stopwatch.GetElapsedTime(started));
         try
         {
@@ -164,6 +178,26 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
         catch (Exception e)
         {
             log.LogError(e, "Recording the outcome of job run {Run} failed; its lease will run out and it will run again", run.JobRunId);
+        }
+    }
+
+    /// <summary>
+    /// A clean stop hands its runs back at once rather than leave them to their leases (a rolling deploy would hold
+    /// every run it interrupts for a whole lease). If this fails, the lease runs out as after a crash.
+    /// </summary>
+    private async Task HandBackAsync(JobConfig job, JobRunRow run)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            if (!await queue.HandBackAsync(run, _siloId, timeout.Token)) return;
+            store.PublishJobsQueued();
+            DataBuildMetrics.JobRunHandedBack(job.Label);
+            log.LogInformation("Job run {Run} ({Job}, attempt {Attempt}) handed back as this silo stops; another silo runs it again", run.JobRunId, job.Label, run.Attempt);
+        }
+        catch (Exception e)
+        {
+            log.LogWarning(e, "Handing back job run {Run} failed; its lease will run out and it will run again", run.JobRunId);
         }
     }
 

@@ -221,6 +221,22 @@ public sealed class JobRunQueue(IDataStore store)
     }
 
     /// <summary>
+    /// Hands a claimed run back before its lease runs out (this silo is stopping): its lease ends now, so any silo claims
+    /// it at once as a new attempt, as it would a dead silo's run once the lease had run out. Fenced by the claim's
+    /// version: false when the claim was lost already.
+    /// </summary>
+    public async Task<bool> HandBackAsync(JobRunRow run, string siloId, CancellationToken ct)
+    {
+        await using var tx = await store.BeginAsync(ct);
+        await using var command = tx.Command(
+            "UPDATE job_runs SET lease_until = 0, version = version + 1 WHERE job_run_id = $1 AND version = $2 AND lease_owner = $3 AND status = 'running'",
+            run.JobRunId, run.Version, siloId);
+        var handedBack = await command.ExecuteNonQueryAsync(ct) == 1;
+        await tx.CommitAsync(ct);
+        return handedBack;
+    }
+
+    /// <summary>
     /// Records a run's outcome, fenced by the claim's version, deferred to the commit: the commit fails with
     /// <see cref="StaleJobRunClaimException"/> if another claim superseded this one (and then records nothing).
     /// </summary>
