@@ -47,6 +47,7 @@ internal static class ReconciliationBenchmarks
         var folder = Directory.CreateTempSubdirectory("databuild-bench-").FullName;
         var (graph, data) = WriteGraph(folder);
         var store = $"postgres:{await server.CreateDatabaseAsync("recon")}";
+        await QuietServer.CheckpointAsync(server);
         var url = $"http://127.0.0.1:{PostgresServer.FreePort()}";
         var app = SiloApplication.Build(["--store", store, "--urls", url, "--graph", graph, "--Logging:LogLevel:Default=Warning"]);
         await app.StartAsync();

@@ -26,6 +26,7 @@ internal static class ScaleBenchmarks
         try
         {
             var (emptyGraph, emptyData) = ReconciliationBenchmarks.WriteGraph(Path.Combine(root, "empty"));
+            await QuietServer.CheckpointAsync(server);
             var empty = await WithSiloAsync(await server.CreateDatabaseAsync("scale_empty"), emptyGraph,
                 http => ReconciliationBenchmarks.MeasureAsync(http, emptyData, samples, hops, ""));
 
@@ -35,6 +36,7 @@ internal static class ScaleBenchmarks
             var seeding = Stopwatch.StartNew();
             await SeedAsync(database, doneWant, liveWant, storedWants - activeWants, activeWants);
             Console.WriteLine($"  seeded {storedWants:N0} wants ({activeWants:N0} active) in {seeding.Elapsed.TotalSeconds:0} s");
+            await QuietServer.CheckpointAsync(server);
             long peakRssKb = 0;
             var full = await WithSiloAsync(database, graph, async (http, silo) =>
             {
