@@ -1,4 +1,3 @@
-using System.Net.Http.Json;
 using System.Text.Json;
 using DataBuild.Tests.Infrastructure;
 
@@ -12,72 +11,83 @@ public sealed class SiloDeathTests(PostgresDatabase database) : IClassFixture<Po
     [Fact]
     public async Task A_silo_killed_mid_run_has_its_run_taken_over_and_one_success_recorded()
     {
-        var store = $"postgres:{await database.CreateAnotherAsync()}";
-        var graph = JobTestGraph.Write(_folder);
-        string[] args = ["--graph", graph, "--Jobs:LeaseSeconds=3"];
-        await using var doomed = SiloProcess.Start(store, null, args);
-        await doomed.WaitReadyAsync();
-        // Both silos are up before the run starts, so the kill lands mid-run however slowly a silo starts (the
-        // job runs for 4 s). The want goes to the doomed silo, whose turn hands the new run to its own dispatcher.
-        await using var survivor = SiloProcess.Start(store, null, args);
-        await survivor.WaitReadyAsync();
+        var (doomed, survivor, wantId, runId) = await RunningOnTheFirstOfTwoSilosAsync("longrun/x", leaseSeconds: 3);
+        await using (doomed)
+        await using (survivor)
+        {
+            doomed.Kill(); // mid-run: the job process dies with it
 
-        var wantId = await doomed.CreateWantAsync("longrun/x");
-        var running = await Eventually.UntilAsync(
-            async () => JsonDocument.Parse(await doomed.Http.GetStringAsync("/api/v1/job-runs?job_label=longrun")).RootElement.Clone(),
-            page => page.GetProperty("job_runs").EnumerateArray().Any(r => r.GetProperty("status").GetString() == "running"),
-            TimeSpan.FromSeconds(30), "the run to start on the first silo");
-        var runId = running.GetProperty("job_runs")[0].GetProperty("job_run_id").GetString();
-        await Eventually.UntilAsync(() => Task.FromResult(doomed.Output), o => o.Contains($"Job run {runId}", StringComparison.Ordinal),
-            TimeSpan.FromSeconds(30), "the doomed silo to be the one running it");
-
-        doomed.Kill(); // mid-run: the job process dies with it
-
-        var want = await survivor.UntilWantAsync(wantId, w => w.GetProperty("status").GetString() == "satisfied", TimeSpan.FromSeconds(60),
-            "the survivor to finish the want");
-        var run = JsonDocument.Parse(await survivor.Http.GetStringAsync($"/api/v1/job-runs/{runId}")).RootElement;
-        Assert.Equal("succeeded", run.GetProperty("status").GetString());
-        Assert.Equal(2, run.GetProperty("attempt").GetInt32());
-        var successes = JsonDocument.Parse(await survivor.Http.GetStringAsync($"/api/v1/events?types=job_run_succeeded&job_run_id={runId}")).RootElement;
-        Assert.Single(successes.GetProperty("events").EnumerateArray());
-        Assert.Equal("satisfied", want.GetProperty("status").GetString());
+            await survivor.UntilWantAsync(wantId, w => w.GetProperty("status").GetString() == "satisfied", TimeSpan.FromSeconds(60),
+                "the survivor to finish the want");
+            await AssertSucceededOnceOnSecondAttemptAsync(survivor, runId);
+        }
     }
 
     [Fact]
     public async Task A_silo_stopped_cleanly_mid_run_hands_its_run_to_another_silo_without_waiting_for_the_lease()
     {
-        var store = $"postgres:{await database.CreateAnotherAsync()}";
-        var graph = JobTestGraph.Write(_folder);
         // A lease far longer than the deadlines below: only a hand-back lets the other silo run the job in time.
-        string[] args = ["--graph", graph, "--Jobs:LeaseSeconds=300"];
-        await using var leaving = SiloProcess.Start(store, null, args);
-        await leaving.WaitReadyAsync();
-        await using var staying = SiloProcess.Start(store, null, args);
-        await staying.WaitReadyAsync();
+        var (leaving, staying, wantId, runId) = await RunningOnTheFirstOfTwoSilosAsync("longrun/y", leaseSeconds: 300);
+        await using (leaving)
+        await using (staying)
+        {
+            leaving.Terminate(); // a rolling deploy: SIGTERM mid-run
+            Assert.Equal(0, await leaving.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+            Assert.Contains($"Job run {runId} (longrun, attempt 1) handed back", leaving.Output);
 
-        var wantId = await leaving.CreateWantAsync("longrun/y");
+            await staying.UntilWantAsync(wantId, w => w.GetProperty("status").GetString() == "satisfied", TimeSpan.FromSeconds(45),
+                "the other silo to run the job again and satisfy the want, long before the lease would have run out");
+            await AssertSucceededOnceOnSecondAttemptAsync(staying, runId);
+            // The killed attempt is not the job's failure: nothing recorded it as one.
+            var failures = JsonDocument.Parse(await staying.Http.GetStringAsync($"/api/v1/events?types=job_run_failed&job_run_id={runId}")).RootElement;
+            Assert.Empty(failures.GetProperty("events").EnumerateArray());
+        }
+    }
+
+    /// <summary>
+    /// Two silos up, then a want for a 4 s job created on the first, whose turn hands the new run to its own dispatcher:
+    /// whatever happens to the first silo next lands mid-run, however slowly a silo starts.
+    /// </summary>
+    private async Task<(SiloProcess First, SiloProcess Second, string WantId, string RunId)> RunningOnTheFirstOfTwoSilosAsync(string partition, int leaseSeconds)
+    {
+        var store = $"postgres:{await database.CreateAnotherAsync()}";
+        string[] args = ["--graph", JobTestGraph.Write(_folder), $"--Jobs:LeaseSeconds={leaseSeconds}"];
+        var first = SiloProcess.Start(store, null, args);
+        var second = SiloProcess.Start(store, null, args);
+        try
+        {
+            await first.WaitReadyAsync();
+            await second.WaitReadyAsync();
+            return await RunningOnFirstAsync(first, second, partition);
+        }
+        catch
+        {
+            await first.DisposeAsync();
+            await second.DisposeAsync();
+            throw;
+        }
+    }
+
+    private static async Task<(SiloProcess First, SiloProcess Second, string WantId, string RunId)> RunningOnFirstAsync(SiloProcess first, SiloProcess second, string partition)
+    {
+        var wantId = await first.CreateWantAsync(partition);
         var running = await Eventually.UntilAsync(
-            async () => JsonDocument.Parse(await leaving.Http.GetStringAsync("/api/v1/job-runs?job_label=longrun")).RootElement.Clone(),
+            async () => JsonDocument.Parse(await first.Http.GetStringAsync("/api/v1/job-runs?job_label=longrun")).RootElement.Clone(),
             page => page.GetProperty("job_runs").EnumerateArray().Any(r => r.GetProperty("status").GetString() == "running"),
             TimeSpan.FromSeconds(30), "the run to start on the first silo");
-        var runId = running.GetProperty("job_runs")[0].GetProperty("job_run_id").GetString();
-        await Eventually.UntilAsync(() => Task.FromResult(leaving.Output), o => o.Contains($"Job run {runId}", StringComparison.Ordinal),
+        var runId = running.GetProperty("job_runs")[0].GetProperty("job_run_id").GetString()!;
+        await Eventually.UntilAsync(() => Task.FromResult(first.Output), o => o.Contains($"Job run {runId}", StringComparison.Ordinal),
             TimeSpan.FromSeconds(30), "the first silo to be the one running it");
+        return (first, second, wantId, runId);
+    }
 
-        leaving.Terminate(); // a rolling deploy: SIGTERM mid-run
-        Assert.Equal(0, await leaving.WaitForExitAsync(TimeSpan.FromSeconds(30)));
-        Assert.Contains($"Job run {runId} (longrun, attempt 1) handed back", leaving.Output);
-
-        var want = await staying.UntilWantAsync(wantId, w => w.GetProperty("status").GetString() == "satisfied", TimeSpan.FromSeconds(45),
-            "the other silo to run the job again and satisfy the want, long before the lease would have run out");
-        var run = JsonDocument.Parse(await staying.Http.GetStringAsync($"/api/v1/job-runs/{runId}")).RootElement;
+    private static async Task AssertSucceededOnceOnSecondAttemptAsync(SiloProcess silo, string runId)
+    {
+        var run = JsonDocument.Parse(await silo.Http.GetStringAsync($"/api/v1/job-runs/{runId}")).RootElement;
         Assert.Equal("succeeded", run.GetProperty("status").GetString());
         Assert.Equal(2, run.GetProperty("attempt").GetInt32());
-        var successes = JsonDocument.Parse(await staying.Http.GetStringAsync($"/api/v1/events?types=job_run_succeeded&job_run_id={runId}")).RootElement;
+        var successes = JsonDocument.Parse(await silo.Http.GetStringAsync($"/api/v1/events?types=job_run_succeeded&job_run_id={runId}")).RootElement;
         Assert.Single(successes.GetProperty("events").EnumerateArray());
-        // The killed attempt is not the job's failure: the partition did not count it against the job's retries.
-        var failures = JsonDocument.Parse(await staying.Http.GetStringAsync($"/api/v1/events?types=job_run_failed&job_run_id={runId}")).RootElement;
-        Assert.Empty(failures.GetProperty("events").EnumerateArray());
     }
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
