@@ -35,6 +35,7 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
     private readonly ChangeSignal _slotFreed = new();
 
     private int _reserved;
+    private ulong _claimPasses; // the claim loop's only: which job a pass offers slots to first
     private volatile StrongBox<CancellationToken>? _stopping; // set once dispatching starts (a box: read across threads)
 
     public int Running => _running.Count;
@@ -99,13 +100,7 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
                 if (FreeSlots > 0)
                 {
                     var claimable = await queue.ClaimableJobsAsync(clock.GetUtcNow().ToUnixTimeMilliseconds(), stopping);
-                    foreach (var job in graph.Jobs.Where(j => claimable.Contains(j.Label)))
-                    {
-                        var free = FreeSlots;
-                        if (free <= 0) break;
-                        foreach (var run in await queue.ClaimAsync(job, _siloId, free, clock, (long)options.Lease.TotalMilliseconds, stopping))
-                            Start(job, run, stopping);
-                    }
+                    await ClaimFairlyAsync(graph.Jobs.Where(j => claimable.ContainsKey(j.Label)).ToList(), claimable, stopping);
                 }
                 await Task.WhenAny(queued, freed, Task.Delay(options.SafetyNet, stopping));
             }
@@ -116,6 +111,42 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
                 try { await Task.Delay(options.SafetyNet, stopping); } catch (OperationCanceledException) { }
             }
         }
+    }
+
+    /// <summary>
+    /// Shares the free slots among the jobs with claimable runs, a share each. Jobs with a run under an SLA go first,
+    /// earliest deadline first (within a job, runs are claimed in the same order); the others take turns going first,
+    /// pass by pass, so that a job with a long backlog cannot keep another job's runs waiting until all of it has run.
+    /// Slots left over go to the jobs that took their whole share.
+    /// </summary>
+    private async Task ClaimFairlyAsync(List<JobConfig> jobs, IReadOnlyDictionary<string, long?> earliestSla, CancellationToken stopping)
+    {
+        if (jobs.Count == 0) return;
+        var first = (int)(_claimPasses++ % (ulong)jobs.Count);
+        var rotated = jobs.Skip(first).Concat(jobs.Take(first));
+        var order = rotated.Where(j => earliestSla[j.Label] is not null).OrderBy(j => earliestSla[j.Label])
+            .Concat(rotated.Where(j => earliestSla[j.Label] is null));
+        var share = Math.Max(1, FreeSlots / jobs.Count);
+        var tookShare = new List<JobConfig>();
+        foreach (var job in order)
+        {
+            var want = Math.Min(share, FreeSlots);
+            if (want <= 0) return;
+            if (await ClaimAsync(job, want, stopping) == want) tookShare.Add(job);
+        }
+        foreach (var job in tookShare)
+        {
+            var free = FreeSlots;
+            if (free <= 0) return;
+            await ClaimAsync(job, free, stopping);
+        }
+    }
+
+    private async Task<int> ClaimAsync(JobConfig job, int slots, CancellationToken stopping)
+    {
+        var claimed = await queue.ClaimAsync(job, _siloId, slots, clock, (long)options.Lease.TotalMilliseconds, stopping);
+        foreach (var run in claimed) Start(job, run, stopping);
+        return claimed.Count;
     }
 
     /// <summary>

@@ -133,19 +133,24 @@ public sealed class JobRunQueue(IDataStore store)
         return status;
     }
 
-    /// <summary>The jobs with a run to claim now (queued, or running on a lease that ran out): one cheap read before any claim.</summary>
-    public async Task<IReadOnlySet<string>> ClaimableJobsAsync(long now, CancellationToken ct)
+    /// <summary>
+    /// The jobs with a run to claim now (queued, or running on a lease that ran out), each with the earliest SLA deadline
+    /// among those runs (null: none has one): one cheap read before any claim.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, long?>> ClaimableJobsAsync(long now, CancellationToken ct)
     {
         await using var connection = await store.OpenConnectionAsync(ct);
         await using var command = Sql.Command(connection, null, """
-            SELECT DISTINCT job_label FROM job_runs WHERE status = 'queued'
-            UNION
-            SELECT DISTINCT job_label FROM job_runs WHERE status = 'running' AND lease_until < $1
+            SELECT job_label, MIN(sla_deadline) FROM (
+                   SELECT job_label, sla_deadline FROM job_runs WHERE status = 'queued'
+                   UNION ALL
+                   SELECT job_label, sla_deadline FROM job_runs WHERE status = 'running' AND lease_until < $1) claimable
+             GROUP BY job_label
             """, now);
         await using var reader = await command.ExecuteReaderAsync(ct);
-        var labels = new HashSet<string>(StringComparer.Ordinal);
-        while (await reader.ReadAsync(ct)) labels.Add(reader.GetString(0));
-        return labels;
+        var jobs = new Dictionary<string, long?>(StringComparer.Ordinal);
+        while (await reader.ReadAsync(ct)) jobs[reader.GetString(0)] = reader.IsDBNull(1) ? null : reader.GetInt64(1);
+        return jobs;
     }
 
     /// <summary>
