@@ -90,9 +90,10 @@ internal static class BenchJob
         try
         {
             using var process = Process.Start(start)!;
+            var output = process.StandardOutput.ReadToEndAsync();
             var errors = process.StandardError.ReadToEnd();
             process.WaitForExit();
-            if (process.ExitCode != 0) throw new InvalidOperationException($"cc failed on the benchmark job: {errors}");
+            if (process.ExitCode != 0) throw new InvalidOperationException($"cc failed on the benchmark job: {output.Result}{errors}");
             return true;
         }
         catch (System.ComponentModel.Win32Exception)

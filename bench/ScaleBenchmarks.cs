@@ -26,8 +26,9 @@ internal static class ScaleBenchmarks
         try
         {
             var (emptyGraph, emptyData) = ReconciliationBenchmarks.WriteGraph(Path.Combine(root, "empty"));
+            var emptyDatabase = await server.CreateDatabaseAsync("scale_empty");
             await QuietServer.CheckpointAsync(server);
-            var empty = await WithSiloAsync(await server.CreateDatabaseAsync("scale_empty"), emptyGraph,
+            var empty = await WithSiloAsync(emptyDatabase, emptyGraph,
                 http => ReconciliationBenchmarks.MeasureAsync(http, emptyData, samples, hops, ""));
 
             var (graph, data) = WriteGraphIn(Path.Combine(root, "full"));

@@ -335,8 +335,14 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
     /// A want hears of its partition after this turn's commit, not in it: nothing is dispatched on what a want hears,
     /// and its turn in this commit would make the commit, and the job it may start, later.
     /// </summary>
-    private Task Tell(string wantId, string message) =>
-        RegisterOrUpdateReminderFor(IdOf<IWantGrain>(wantId), message + GrainKey, Clock.GetUtcNow(), TimeSpan.Zero, inSendersCommit: false);
+    private Task Tell(string wantId, string message)
+    {
+        // The send time orders a partition's words at the want (they are delivered concurrently). Never earlier than the
+        // last word's, even from a silo whose clock is behind the one that sent it.
+        State.LastWordAt = Math.Max(Now, State.LastWordAt);
+        return RegisterOrUpdateReminderFor(IdOf<IWantGrain>(wantId), message + GrainKey, DateTimeOffset.FromUnixTimeMilliseconds(State.LastWordAt),
+            TimeSpan.Zero, inSendersCommit: false);
+    }
 
     /// <summary>The same parent and missing partition always give the same child want, so a retried turn cannot duplicate it.</summary>
     public static string ChildWantId(string parentWantId, string missingRef)

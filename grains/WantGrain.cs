@@ -101,10 +101,10 @@ public sealed class WantGrain(IDataStore store) : Grain<WantState>, IWantGrain, 
             var partition = reminderName[(upstream ? PartitionUpstream : PartitionBuilding).Length..];
             var sentAt = status.FirstTickTime.ToUnixTimeMilliseconds();
             if (sentAt < State.LastWordSentAt || State.Available.Contains(partition)) return;
+            State.LastWordSentAt = sentAt; // saved with the next change; a word that changes nothing writes nothing
             var next = upstream ? WantStatus.UpstreamBuilding : WantStatus.Building;
-            if (next == State.Status && sentAt == State.LastWordSentAt) return;
+            if (next == State.Status) return;
             State.Status = next;
-            State.LastWordSentAt = sentAt;
             await SaveAsync();
         }
         else if (reminderName.StartsWith(PartitionFailed, StringComparison.Ordinal))

@@ -43,6 +43,8 @@ public sealed class PartitionState
     public HashSet<string> Missing { get; set; } = [];
     /// <summary>Downstream partitions waiting on this one as a missing dependency.</summary>
     public HashSet<string> Dependents { get; set; } = [];
+    /// <summary>When this partition last sent its wants a word, epoch ms: the next is sent no earlier.</summary>
+    public long LastWordAt { get; set; }
 }
 
 public sealed record Waiter(long DataTimestamp, long TtlSeconds, long? SlaSeconds, string RootWantId)

@@ -82,10 +82,14 @@ internal sealed class SiloHostService(SiloHost silo, JobDispatcher dispatcher, I
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        // Job processes in flight are abandoned to their leases (another silo, or this one restarted, runs them again).
+        // Job processes in flight are killed and their runs handed back, for another silo (or this one restarted) to
+        // run again at once; outcomes the jobs reached by themselves are recorded while the grains still run.
         await _stopping.CancelAsync();
         await _dispatching;
         await dispatcher.DrainAsync();
         await silo.StopAsync(); // the store is disposed with the container
+        // A turn that reserved a slot before the stop and committed after the drain has started its run, which hands
+        // itself back unstarted: wait for it too.
+        await dispatcher.DrainAsync();
     }
 }

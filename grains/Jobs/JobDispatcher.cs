@@ -115,9 +115,9 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
 
     /// <summary>
     /// Shares the free slots among the jobs with claimable runs, a share each. Jobs with a run under an SLA go first,
-    /// earliest deadline first (within a job, runs are claimed in the same order); the others take turns going first,
-    /// pass by pass, so that a job with a long backlog cannot keep another job's runs waiting until all of it has run.
-    /// Slots left over go to the jobs that took their whole share.
+    /// earliest deadline first (within a job, runs are claimed in the same order): SLA work has strict priority. The
+    /// others take turns going first, pass by pass, so that among them a job with a long backlog cannot keep another
+    /// job's runs waiting until all of it has run. Slots left over go to the jobs that took their whole share.
     /// </summary>
     private async Task ClaimFairlyAsync(List<JobConfig> jobs, IReadOnlyDictionary<string, long?> earliestSla, CancellationToken stopping)
     {
@@ -155,7 +155,13 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
     /// </summary>
     public async Task DrainAsync()
     {
-        while (!_running.IsEmpty) await Task.WhenAll(_running.Values);
+        while (true)
+        {
+            var freed = _slotFreed.Next; // pulsed after each run's entry is removed
+            if (_running.IsEmpty) return;
+            await Task.WhenAll(_running.Values);
+            await freed;
+        }
     }
 
     private void Start(JobConfig job, JobRunRow run, CancellationToken stopping)
@@ -195,9 +201,10 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
             await lost.CancelAsync();
             await heartbeat;
         }
-        if (stopping.IsCancellationRequested && outcome.Status != JobRunStatus.Succeeded)
+        if (outcome.Abandoned && stopping.IsCancellationRequested)
         {
-            // Killed by this silo's stop (or failed as it stopped): not the job's failure. Another silo runs it again now.
+            // Killed by this silo's stop: not the job's failure. Another silo runs it again now. (An outcome the job
+            // reached by itself as the stop came is recorded as usual.)
             await HandBackAsync(job, run);
             return;
         }

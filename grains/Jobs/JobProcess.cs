@@ -7,7 +7,9 @@ using DataBuild.GrainInterfaces.Graph;
 namespace DataBuild.Grains.Jobs;
 
 /// <summary>What a job process did: its exit, missing dependencies it reported, and its (bounded) output.</summary>
-public sealed record JobOutcome(string Status, int? ExitCode, string? Reason, IReadOnlyList<string> MissingDeps, string Stdout, string Stderr, int? Pid);
+/// <remarks><paramref name="Abandoned"/>: killed because the caller gave the run up (this silo stopping, or its lease lost), not by the job's fault.</remarks>
+public sealed record JobOutcome(string Status, int? ExitCode, string? Reason, IReadOnlyList<string> MissingDeps, string Stdout, string Stderr, int? Pid,
+    bool Abandoned = false);
 
 /// <summary>
 /// Runs one job process per the job protocol: <c>&lt;entrypoint&gt; &lt;args…&gt; &lt;ref…&gt;</c> in the graph's folder,
@@ -74,7 +76,8 @@ public static class JobProcess
             var output = stdout.ToString();
             var missing = MissingDeps(stdout.ProtocolLines);
             var exit = process.ExitCode;
-            if (killedBecause is not null) return new JobOutcome(JobRunStatus.Failed, exit, killedBecause, [], output, stderr.ToString(), process.Id);
+            if (killedBecause is not null)
+                return new JobOutcome(JobRunStatus.Failed, exit, killedBecause, [], output, stderr.ToString(), process.Id, Abandoned: abandon.IsCancellationRequested);
             if (exit == 0) return new JobOutcome(JobRunStatus.Succeeded, 0, null, [], output, stderr.ToString(), process.Id);
             if (missing.Count > 0) return new JobOutcome(JobRunStatus.MissingDeps, exit, $"missing dependencies: {string.Join(", ", missing)}", missing, output, stderr.ToString(), process.Id);
             return new JobOutcome(JobRunStatus.Failed, exit, $"exited with code {exit}", [], output, stderr.ToString(), process.Id);
