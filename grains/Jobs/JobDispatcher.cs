@@ -123,9 +123,8 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
     {
         if (jobs.Count == 0) return;
         var first = (int)(_claimPasses++ % (ulong)jobs.Count);
-        var rotated = jobs.Skip(first).Concat(jobs.Take(first));
-        var order = rotated.Where(j => earliestSla[j.Label] is not null).OrderBy(j => earliestSla[j.Label])
-            .Concat(rotated.Where(j => earliestSla[j.Label] is null));
+        // A stable sort of the rotated list: jobs without an SLA run keep their turn order, after those with one.
+        var order = jobs.Skip(first).Concat(jobs.Take(first)).OrderBy(j => earliestSla[j.Label] ?? long.MaxValue);
         var share = Math.Max(1, FreeSlots / jobs.Count);
         var tookShare = new List<JobConfig>();
         foreach (var job in order)

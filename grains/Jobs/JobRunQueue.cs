@@ -214,31 +214,27 @@ public sealed class JobRunQueue(IDataStore store)
     };
 
     /// <summary>Extends a claim. False when the claim was lost (its lease ran out and another silo took the run).</summary>
-    public async Task<bool> RenewAsync(JobRunRow run, string siloId, long until, CancellationToken ct)
-    {
-        await using var tx = await store.BeginAsync(ct);
-        await using var command = tx.Command(
-            "UPDATE job_runs SET lease_until = $4 WHERE job_run_id = $1 AND version = $2 AND lease_owner = $3 AND status = 'running'",
-            run.JobRunId, run.Version, siloId, until);
-        var renewed = await command.ExecuteNonQueryAsync(ct) == 1;
-        await tx.CommitAsync(ct);
-        return renewed;
-    }
+    public Task<bool> RenewAsync(JobRunRow run, string siloId, long until, CancellationToken ct) =>
+        UpdateClaimAsync("lease_until = $4", run, siloId, ct, until);
 
     /// <summary>
     /// Hands a claimed run back before its lease runs out (this silo is stopping): its lease ends now, so any silo claims
     /// it at once as a new attempt, as it would a dead silo's run once the lease had run out. Fenced by the claim's
     /// version: false when the claim was lost already.
     /// </summary>
-    public async Task<bool> HandBackAsync(JobRunRow run, string siloId, CancellationToken ct)
+    public Task<bool> HandBackAsync(JobRunRow run, string siloId, CancellationToken ct) =>
+        UpdateClaimAsync("lease_until = 0, version = version + 1", run, siloId, ct);
+
+    /// <summary>Sets <paramref name="set"/> on the run while this silo's claim (its version) holds: false when it no longer does.</summary>
+    private async Task<bool> UpdateClaimAsync(string set, JobRunRow run, string siloId, CancellationToken ct, params object?[] extra)
     {
         await using var tx = await store.BeginAsync(ct);
         await using var command = tx.Command(
-            "UPDATE job_runs SET lease_until = 0, version = version + 1 WHERE job_run_id = $1 AND version = $2 AND lease_owner = $3 AND status = 'running'",
-            run.JobRunId, run.Version, siloId);
-        var handedBack = await command.ExecuteNonQueryAsync(ct) == 1;
+            $"UPDATE job_runs SET {set} WHERE job_run_id = $1 AND version = $2 AND lease_owner = $3 AND status = 'running'",
+            [run.JobRunId, run.Version, siloId, .. extra]);
+        var updated = await command.ExecuteNonQueryAsync(ct) == 1;
         await tx.CommitAsync(ct);
-        return handedBack;
+        return updated;
     }
 
     /// <summary>

@@ -50,9 +50,12 @@ public sealed class SiloProcess : IAsyncDisposable
     }
 
     /// <summary>Declares a want for <paramref name="partitions"/> (POST /api/v1/wants) and returns its id.</summary>
-    public async Task<string> CreateWantAsync(params string[] partitions)
+    public Task<string> CreateWantAsync(params string[] partitions) => PostWantAsync(new { partitions });
+
+    /// <summary>Declares a want with the request <paramref name="body"/> (POST /api/v1/wants) and returns its id.</summary>
+    public async Task<string> PostWantAsync(object body)
     {
-        using var created = await Http.PostAsJsonAsync("/api/v1/wants", new { partitions });
+        using var created = await Http.PostAsJsonAsync("/api/v1/wants", body);
         created.EnsureSuccessStatusCode();
         return (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("want_id").GetString()!;
     }

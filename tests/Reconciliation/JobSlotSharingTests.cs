@@ -1,4 +1,3 @@
-using System.Net.Http.Json;
 using System.Text.Json;
 using DataBuild.Tests.Infrastructure;
 
@@ -37,13 +36,7 @@ public sealed class JobSlotSharingTests(PostgresDatabase database) : IClassFixtu
         await silo.WaitReadyAsync();
         var ids = new List<string>();
         foreach (var (partition, sla) in wants)
-        {
-            using var created = await silo.Http.PostAsJsonAsync("/api/v1/wants", sla is null
-                ? new { partitions = new[] { partition } }
-                : (object)new { partitions = new[] { partition }, sla_seconds = sla });
-            created.EnsureSuccessStatusCode();
-            ids.Add((await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("want_id").GetString()!);
-        }
+            ids.Add(await silo.PostWantAsync(new { partitions = new[] { partition }, sla_seconds = sla }));
         await Eventually.UntilAsync(async () => (await RunsAsync(silo)).Count(r => r.GetProperty("status").GetString() == "queued"),
             n => n == wants.Length - 1, TimeSpan.FromSeconds(30), "every run but the first to be queued behind it");
         File.WriteAllText(Gate, "");
