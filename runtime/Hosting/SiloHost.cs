@@ -18,7 +18,7 @@ public sealed record SiloHostOptions
     public TimeSpan ReminderLease { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>The longest the reminder loop sleeps without a notification (a lost NOTIFY costs at most this).</summary>
     public TimeSpan ReminderSafetyNet { get; init; } = TimeSpan.FromSeconds(10);
-    public int MaxConcurrentReminderDeliveries { get; init; } = 64;
+    public int MaxConcurrentReminderDeliveries { get; init; } = 256;
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(5);
     /// <summary>A silo silent this long is declared dead and its leases handed back.</summary>
     public TimeSpan DeadAfter { get; init; } = TimeSpan.FromSeconds(30);

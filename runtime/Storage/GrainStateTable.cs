@@ -61,15 +61,15 @@ public sealed class GrainStateTable(IDataStore store)
     {
         var stale = Stale(id, expectedVersion);
         if (expectedVersion == 0)
-            transaction.DeferExpecting(1, stale, """
+            transaction.Defer(new StoreTransaction.DeferredWrite("""
                 INSERT INTO grain_state (grain_type, grain_key, version, payload, updated_at) VALUES ($1, $2, 1, $3, $4)
                 ON CONFLICT (grain_type, grain_key) DO NOTHING
-                """, id.Type, id.Key, payload, nowMs);
+                """, [id.Type, id.Key, payload, nowMs], 1, stale, null, Row: RowOf(id)));
         else
-            transaction.DeferExpecting(1, stale, """
+            transaction.Defer(new StoreTransaction.DeferredWrite("""
                 UPDATE grain_state SET version = version + 1, payload = $3, updated_at = $4
                  WHERE grain_type = $1 AND grain_key = $2 AND version = $5
-                """, id.Type, id.Key, payload, nowMs, expectedVersion);
+                """, [id.Type, id.Key, payload, nowMs, expectedVersion], 1, stale, null, Row: RowOf(id)));
         return expectedVersion + 1;
     }
 
@@ -77,8 +77,8 @@ public sealed class GrainStateTable(IDataStore store)
     public static void Clear(StoreTransaction transaction, GrainId id, long expectedVersion)
     {
         if (expectedVersion == 0) return;
-        transaction.DeferExpecting(1, Stale(id, expectedVersion),
-            "DELETE FROM grain_state WHERE grain_type = $1 AND grain_key = $2 AND version = $3", id.Type, id.Key, expectedVersion);
+        transaction.Defer(new StoreTransaction.DeferredWrite("DELETE FROM grain_state WHERE grain_type = $1 AND grain_key = $2 AND version = $3",
+            [id.Type, id.Key, expectedVersion], 1, Stale(id, expectedVersion), null, Row: RowOf(id)));
     }
 
     /// <summary>
@@ -92,7 +92,7 @@ public sealed class GrainStateTable(IDataStore store)
     internal static StoreTransaction.DeferredWrite PlaceFence(StoreTransaction transaction, GrainId id, long expectedVersion)
     {
         var fence = new StoreTransaction.DeferredWrite("SELECT databuild_grain_fence($1, $2, $3, $4, $5)",
-            [TurnLockKey(id), id.Type, id.Key, expectedVersion], -1, Stale(id, expectedVersion), null);
+            [TurnLockKey(id), id.Type, id.Key, expectedVersion], -1, Stale(id, expectedVersion), null, Row: RowOf(id));
         transaction.Defer(fence);
         return fence;
     }
@@ -100,7 +100,8 @@ public sealed class GrainStateTable(IDataStore store)
     /// <summary>
     /// Writes the state as <see cref="Write"/> does; when the turn's <paramref name="fence"/> has not been sent yet, the
     /// write takes its place, first in the batch, as one statement that takes the lock and writes on the version
-    /// (009_grain_write.sql): one statement fewer per turn, with the same checks.
+    /// (009_grain_write.sql): one statement fewer per turn, with the same checks. A group commit may send the writes of
+    /// several turns as one statement (<see cref="MergeWrites"/>).
     /// </summary>
     internal static long FenceAndWrite(StoreTransaction transaction, StoreTransaction.DeferredWrite fence, GrainId id, long expectedVersion, byte[] payload, long nowMs)
     {
@@ -109,9 +110,28 @@ public sealed class GrainStateTable(IDataStore store)
         {
             Sql = "SELECT databuild_grain_write($1, $2, $3, $4, $5, $6, $7)",
             Args = [TurnLockKey(id), id.Type, id.Key, expectedVersion, payload, nowMs],
+            Merge = MergeWrites,
         };
         return transaction.TryReplaceDeferred(fence, write) ? expectedVersion + 1 : Write(transaction, id, expectedVersion, payload, nowMs);
     }
+
+    /// <summary>
+    /// The state writes of several turns of a group as one statement (010_grain_write_all.sql), at the end of the group's
+    /// batch: the same locks and checks. If one fails, the statement names no turn, and the group is sent again unmerged.
+    /// </summary>
+    private static StoreTransaction.DeferredWrite MergeWrites(IReadOnlyList<(StoreTransaction.DeferredWrite Write, long Shift)> parts)
+    {
+        NpgsqlParameter Column<T>(int arg, NpgsqlTypes.NpgsqlDbType type) =>
+            new() { Value = parts.Select(p => (T)p.Write.Args[arg]!).ToArray(), NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | type };
+        return new StoreTransaction.DeferredWrite("SELECT databuild_grain_write_all($1, $2, $3, $4, $5, $6)",
+        [
+            Column<long>(0, NpgsqlTypes.NpgsqlDbType.Bigint), Column<string>(1, NpgsqlTypes.NpgsqlDbType.Text), Column<string>(2, NpgsqlTypes.NpgsqlDbType.Text),
+            Column<long>(3, NpgsqlTypes.NpgsqlDbType.Bigint), Column<byte[]>(4, NpgsqlTypes.NpgsqlDbType.Bytea), Column<long>(5, NpgsqlTypes.NpgsqlDbType.Bigint),
+        ], null, null, null);
+    }
+
+    /// <summary>The row of a grain's state, as a group commit names it (<see cref="StoreTransaction.DeferredWrite.Row"/>).</summary>
+    private static string RowOf(GrainId id) => $"grain_state\0{id.Type}\0{id.Key}";
 
     /// <summary>The failure of a write or fence that found the grain no longer at the version its turn read.</summary>
     private static Func<Exception> Stale(GrainId id, long expectedVersion) => () => new InconsistentStateException(id, expectedVersion);

@@ -1,4 +1,5 @@
 using DataBuild.Runtime.Hosting;
+using NpgsqlTypes;
 
 namespace DataBuild.Runtime.Storage;
 
@@ -32,15 +33,29 @@ public sealed class ReminderTable(IDataStore store)
 
     /// <summary>Unleased (the next version is a successor), or leased with the version <paramref name="token"/>.</summary>
     private static void Write(StoreTransaction transaction, GrainId grain, string name, long dueAt, long periodMs, string? siloId, long? leaseUntil, long? token) =>
-        transaction.Defer(new StoreTransaction.DeferredWrite("""
-            INSERT INTO reminders (grain_type, grain_key, name, due_at, period_ms, first_due, attempt, lease_owner, lease_until, version)
-            VALUES ($1, $2, $3, $4, $5, $4, 0, CAST($6 AS text), CAST($7 AS bigint), COALESCE(CAST($8 AS bigint), 1))
-            ON CONFLICT (grain_type, grain_key, name) DO UPDATE
-               SET due_at = excluded.due_at, period_ms = excluded.period_ms, first_due = excluded.first_due,
-                   attempt = 0, lease_owner = excluded.lease_owner, lease_until = excluded.lease_until,
-                   version = COALESCE(CAST($8 AS bigint), reminders.version + 1)
-            """, [grain.Type, grain.Key, name, dueAt, periodMs, Sql.Arg(siloId), Sql.Arg(leaseUntil), Sql.Arg(token)], null, null, null,
-            Reminder: new RowWrite(grain, name, token is { } sent && periodMs == 0 ? sent : null, null)));
+        transaction.Defer(new StoreTransaction.DeferredWrite(Upserts.Sql,
+            [grain.Type, grain.Key, name, dueAt, periodMs, Sql.Arg(siloId), Sql.Arg(leaseUntil), Sql.Arg(token)], null, null, null,
+            Merge: Upserts.Merge, Reminder: new RowWrite(grain, name, token is { } sent && periodMs == 0 ? sent : null, null)));
+
+    // A leased write carries its token as the version ($8); an unleased one moves the version on. A group commit may
+    // send the upserts of several turns as one statement, of rows no other write of the group touches.
+    private static readonly MergeableInsert Upserts = new("""
+        INSERT INTO reminders (grain_type, grain_key, name, due_at, period_ms, first_due, attempt, lease_owner, lease_until, version)
+        VALUES ($1, $2, $3, $4, $5, $4, 0, CAST($6 AS text), CAST($7 AS bigint), COALESCE(CAST($8 AS bigint), 1))
+        ON CONFLICT (grain_type, grain_key, name) DO UPDATE
+           SET due_at = excluded.due_at, period_ms = excluded.period_ms, first_due = excluded.first_due,
+               attempt = 0, lease_owner = excluded.lease_owner, lease_until = excluded.lease_until,
+               version = COALESCE(CAST($8 AS bigint), reminders.version + 1)
+        """, """
+        INSERT INTO reminders (grain_type, grain_key, name, due_at, period_ms, first_due, attempt, lease_owner, lease_until, version)
+        SELECT s.t, s.k, s.n, s.d, s.p, s.d, 0, s.o, s.u, COALESCE(s.v, 1)
+          FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[]) AS s(t, k, n, d, p, o, u, v)
+        ON CONFLICT (grain_type, grain_key, name) DO UPDATE
+           SET due_at = excluded.due_at, period_ms = excluded.period_ms, first_due = excluded.first_due,
+               attempt = 0, lease_owner = excluded.lease_owner, lease_until = excluded.lease_until,
+               version = CASE WHEN excluded.lease_owner IS NULL THEN reminders.version + 1 ELSE excluded.version END
+        """, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Bigint, NpgsqlDbType.Bigint, NpgsqlDbType.Text,
+        NpgsqlDbType.Bigint, NpgsqlDbType.Bigint);
 
     /// <summary>Removes a reminder inside the caller's transaction (deferred to its commit).</summary>
     public static void Delete(StoreTransaction transaction, GrainId grain, string name) => transaction.Defer(DeleteWrite(grain, name));

@@ -150,6 +150,13 @@ public sealed class StoreTransaction : IAsyncDisposable
         _deferred.Add(new DeferredWrite(sql, args, null, null, null, offsetArg, merge));
 
     /// <summary>
+    /// A deferred single-row insert or upsert of <paramref name="row"/> (a name unique to the row, such as its table and
+    /// key), which a PostgreSQL group commit may send with the same insert of its other turns as one statement.
+    /// </summary>
+    public void Defer(MergeableInsert insert, string? row, params object?[] args) =>
+        _deferred.Add(new DeferredWrite(insert.Sql, args, null, null, null, Merge: insert.Merge, Row: row));
+
+    /// <summary>
     /// A deferred write built by the storage contract that runs it (one that carries more than its statement, or that
     /// it may replace until it is sent: <see cref="TryReplaceDeferred"/>).
     /// </summary>
@@ -386,10 +393,12 @@ public sealed class StoreTransaction : IAsyncDisposable
     /// Merge: makes one statement of this write and the same write of other turns (<see cref="DeferPositioned"/>).
     /// Reminder: the reminder row the write changes, and how (a group commit may fold a message's sending and its
     /// delivery into one statement: <see cref="ReminderTable.FoldDeliveredMessages"/>).
+    /// Row: the row the write changes or checks, if a group commit must know it (a write is merged only when no other
+    /// write of the group names its row: <see cref="MergeableInsert"/>).
     /// </summary>
     internal sealed record DeferredWrite(string Sql, object?[] Args, int? ExpectedRows, Func<Exception>? Failure,
         Func<StoreTransaction, CancellationToken, Task>? Work, int? OffsetArg = null, MergeWrites? Merge = null,
-        ReminderTable.RowWrite? Reminder = null);
+        ReminderTable.RowWrite? Reminder = null, string? Row = null);
 
     /// <summary>One statement for the same write of several turns of a group, each given with the shift of its turn's event positions.</summary>
     internal delegate DeferredWrite MergeWrites(IReadOnlyList<(DeferredWrite Write, long Shift)> parts);

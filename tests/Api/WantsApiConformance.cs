@@ -95,6 +95,32 @@ public abstract class WantsApiConformance : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Wants_created_at_once_read_back_exactly_as_they_were_created()
+    {
+        // Created together, their rows commit in shared transactions (on PostgreSQL, as one statement per table).
+        var created = await Task.WhenAll(Enumerable.Range(0, 40).Select(i => CreateAsync(i % 2 == 0
+            ? new { partitions = new[] { $"ext/together/{i}" }, data_timestamp = (string?)"2024-01-01", ttl_seconds = (int?)86400 + i, sla_seconds = (int?)60 + i, comment = (string?)$"n{i}", source = new { type = "cli", name = $"user{i}" } }
+            : new { partitions = new[] { $"ext/together/{i}" }, data_timestamp = (string?)null, ttl_seconds = (int?)null, sla_seconds = (int?)null, comment = (string?)null, source = new { type = "api", name = "" } })));
+
+        for (var i = 0; i < created.Length; i++)
+        {
+            var read = await WantAsync(Id(created[i]));
+            foreach (var field in new[] { "want_id", "status", "data_timestamp", "ttl_seconds", "sla_seconds", "ttl_deadline", "sla_deadline", "comment", "source", "root_want_id" })
+                Assert.Equal(created[i].GetProperty(field).GetRawText(), read.GetProperty(field).GetRawText());
+            Assert.Equal([$"ext/together/{i}"], read.GetProperty("partitions").EnumerateArray().Select(p => p.GetString()));
+            Assert.Equal(i % 2 == 0 ? $"n{i}" : null, read.GetProperty("comment").GetString());
+            Assert.Equal([Id(created[i])], (await GetJsonAsync($"/api/v1/wants?partition=ext/together/{i}")).GetProperty("wants").EnumerateArray().Select(Id));
+        }
+        // Each want's partition hears of it in a turn of its own, and lists it as waiting.
+        for (var i = 0; i < created.Length; i++)
+            await Eventually.UntilAsync(async () =>
+            {
+                using var response = await Http.GetAsync($"/api/v1/partitions/{Uri.EscapeDataString($"ext/together/{i}")}");
+                return response.IsSuccessStatusCode ? JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone() : default;
+            }, p => p.ValueKind == JsonValueKind.Object && p.GetProperty("status").GetString() == "missing", Deadline, $"partition {i} listed");
+    }
+
+    [Fact]
     public async Task Lists_page_with_next_after()
     {
         var ids = new List<string>();

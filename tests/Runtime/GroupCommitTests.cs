@@ -322,6 +322,94 @@ public sealed class GroupCommitTests(PostgresDatabase database) : IClassFixture<
         Assert.Equal(failed.Sent.Version, waiting.Version); // the message as its sender wrote it, for its next delivery
     }
 
+    [Fact]
+    public async Task Grain_states_written_together_all_commit_and_a_grain_that_moved_fails_only_its_own_turn()
+    {
+        await using var store = await StoreWithTakenKeyAsync();
+        const int moved = 9;
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        GrainId Grain(int i) => new("probe", $"g{i}");
+        await using (var setup = await store.BeginTurnAsync())
+        {
+            GrainStateTable.Write(setup, Grain(moved), 0, [1], now); // another writer got there first: version 1
+            await setup.CommitAsync();
+        }
+
+        async Task<Exception?> Turn(int i)
+        {
+            try
+            {
+                await using var tx = await store.BeginTurnAsync();
+                var fence = GrainStateTable.PlaceFence(tx, Grain(i), 0); // every turn read "no state yet"
+                store.Events.AppendDeferred(tx, [WantCreate($"w{i}", $"p/{i}")]);
+                ReminderTable.Upsert(tx, Grain(i), "deadline", now + 60_000 + i, 0);
+                GrainStateTable.FenceAndWrite(tx, fence, Grain(i), 0, [(byte)i, 2], now);
+                await tx.CommitAsync();
+                return null;
+            }
+            catch (Exception e)
+            {
+                return e;
+            }
+        }
+
+        var outcomes = await Task.WhenAll(Enumerable.Range(0, Turns).Select(Turn));
+
+        Assert.IsType<InconsistentStateException>(outcomes[moved]);
+        Assert.All(outcomes.Where((_, i) => i != moved), Assert.Null);
+        await using var connection = await store.OpenConnectionAsync();
+        await using var command = Sql.Command(connection, null,
+            "SELECT g.grain_key, g.version, g.payload, g.xmin::text, r.due_at FROM grain_state g LEFT JOIN reminders r USING (grain_type, grain_key) WHERE g.grain_type = 'probe'");
+        await using var reader = await command.ExecuteReaderAsync();
+        var rows = new Dictionary<string, (long Version, byte[] Payload, string Transaction, long? Due)>();
+        while (await reader.ReadAsync())
+            rows[reader.GetString(0)] = (reader.GetInt64(1), (byte[])reader[2], reader.GetString(3), reader.IsDBNull(4) ? null : reader.GetInt64(4));
+        Assert.Equal(Turns, rows.Count);
+        for (var i = 0; i < Turns; i++)
+        {
+            var row = rows[$"g{i}"];
+            Assert.Equal(1, row.Version);
+            // The grain that had moved keeps the other writer's state, and its turn's reminder was not written either.
+            Assert.Equal(i == moved ? [1] : new byte[] { (byte)i, 2 }, row.Payload);
+            Assert.Equal(i == moved ? null : now + 60_000 + i, row.Due);
+        }
+        Assert.Contains(rows.Values.GroupBy(r => r.Transaction), t => t.Count() > 1); // some were written in one transaction
+    }
+
+    /// <summary>
+    /// Writes of a row that a group may send as one statement at the end of its batch must keep their order when another
+    /// write of the group names the same row: a reminder one turn registers and a later turn of the group removes is gone.
+    /// </summary>
+    [Fact]
+    public async Task A_reminder_registered_by_one_turn_and_removed_by_the_next_in_the_same_group_stays_removed()
+    {
+        await using var store = await StoreWithTakenKeyAsync();
+        ((PostgresStore)store).CommitJoinWait = TimeSpan.FromSeconds(20);
+        var grain = new GrainId("probe", "deadlines");
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+        Task<Exception?>? removal = null;
+        await using (var tx = await store.BeginTurnAsync())
+        {
+            ReminderTable.Upsert(tx, grain, "ttl", now + 60_000, 0);
+            ReminderTable.Upsert(tx, grain, "sla", now + 30_000, 0);
+            tx.OnCommittedOrJoined(() => { }, join =>
+            {
+                removal = StartJoinedTurn(store, join, r =>
+                {
+                    ReminderTable.Delete(r, grain, "ttl");
+                    ReminderTable.Upsert(r, new GrainId("probe", "other"), "ttl", now + 90_000, 0);
+                });
+                return true;
+            });
+            await tx.CommitAsync();
+        }
+
+        Assert.Null(await removal!.WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Equal(["sla"], (await store.Reminders.ListAsync(grain)).Select(r => r.Name));
+        Assert.Equal(now + 90_000, Assert.Single(await store.Reminders.ListAsync(new GrainId("probe", "other"))).DueAt);
+    }
+
     /// <summary>A turn joined to its sender's commit, as a message's delivery is, that writes what <paramref name="write"/> defers; its failure, if any.</summary>
     private static Task<Exception?> StartJoinedTurn(IDataStore store, CommitJoin join, Action<StoreTransaction> write)
     {

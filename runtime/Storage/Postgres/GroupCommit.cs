@@ -196,15 +196,16 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
 
     /// <summary>
     /// The group's statements in order, event positions shifted per turn, and for each statement the turn it belongs to
-    /// (<see cref="Merged"/>: several). With <paramref name="merge"/>, the writes that can be merged (the event inserts)
-    /// go last, one statement for each kind: nothing in a transaction reads them back; and a message sent and delivered
-    /// within the group is one statement instead of two (<see cref="ReminderTable.FoldDeliveredMessages"/>).
+    /// (<see cref="Merged"/>: several). With <paramref name="merge"/>, the writes that can be merged go last, one statement
+    /// for each kind: the event inserts (nothing in a transaction reads them back), and the single-row writes of a row no
+    /// other write of the group names (<see cref="MergeableInsert"/>, the state writes of grains); and a message sent and
+    /// delivered within the group is one statement instead of two (<see cref="ReminderTable.FoldDeliveredMessages"/>).
     /// </summary>
     private static (List<DeferredWrite> Statements, List<int> Owners) Combine(List<Member> group, bool merge)
     {
         var statements = new List<DeferredWrite>();
         var owners = new List<int>();
-        var mergeable = new List<(DeferredWrite Write, long Shift)>();
+        var shifts = new List<long>();
         var folds = merge ? ReminderTable.FoldDeliveredMessages(group.SelectMany((m, i) => m.Statements.Select(w => (i, w)))) : null;
         var shift = 0L;
         for (var i = 0; i < group.Count; i++)
@@ -217,23 +218,48 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
                     if (folded is null) continue;
                     statement = folded;
                 }
-                if (merge && statement.Merge is not null)
-                {
-                    mergeable.Add((statement, shift));
-                    continue;
-                }
-                statements.Add(shift == 0 || statement.OffsetArg is not { } at ? statement : Shifted(statement, at, shift));
+                statements.Add(statement);
                 owners.Add(i);
+                shifts.Add(shift);
             }
             shift += group[i].Events;
         }
+        if (!merge) return ([.. statements.Select((s, at) => Placed(s, shifts[at]))], owners);
+
+        // A row named by two writes keeps both in their places, in order.
+        var named = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var statement in statements)
+            if (RowOf(statement) is { } row) named[row] = named.GetValueOrDefault(row) + 1;
+        var placed = new List<DeferredWrite>();
+        var placedOwners = new List<int>();
+        var mergeable = new List<(DeferredWrite Write, long Shift, int Owner)>();
+        for (var at = 0; at < statements.Count; at++)
+        {
+            var statement = statements[at];
+            if (statement.Merge is not null && (RowOf(statement) is not { } row || named[row] == 1))
+            {
+                mergeable.Add((statement, shifts[at], owners[at]));
+                continue;
+            }
+            placed.Add(Placed(statement, shifts[at]));
+            placedOwners.Add(owners[at]);
+        }
         foreach (var kind in mergeable.GroupBy(m => m.Write.Merge!))
         {
-            statements.Add(kind.Key([.. kind]));
-            owners.Add(Merged);
+            // A kind with one write is sent as it is, and still names its turn if it fails.
+            var parts = kind.ToList();
+            placed.Add(parts.Count == 1 ? Placed(parts[0].Write, parts[0].Shift) : kind.Key([.. parts.Select(p => (p.Write, p.Shift))]));
+            placedOwners.Add(parts.Count == 1 ? parts[0].Owner : Merged);
         }
-        return (statements, owners);
+        return (placed, placedOwners);
     }
+
+    /// <summary>The row a write changes or checks, for merging: its own, or its reminder's.</summary>
+    private static string? RowOf(DeferredWrite write) =>
+        write.Row ?? (write.Reminder is { } r ? $"reminders\0{r.Grain.Type}\0{r.Grain.Key}\0{r.Name}" : null);
+
+    private static DeferredWrite Placed(DeferredWrite statement, long shift) =>
+        shift == 0 || statement.OffsetArg is not { } at ? statement : Shifted(statement, at, shift);
 
     private static DeferredWrite Shifted(DeferredWrite statement, int at, long shift)
     {
