@@ -7,49 +7,27 @@ namespace DataBuild.Grains;
 internal static class ReadModels
 {
     // Each read model row is written whole by its grain's turn, so a group commit may send the writes of several turns as
-    // one statement over arrays (MergeableInsert), at the end of its batch, for rows no other write of the group names.
-    private const string WantColumns = """
-        want_id, status, partitions, data_timestamp, ttl_seconds, sla_seconds, ttl_deadline, sla_deadline,
-        source_type, source_name, comment, parent_want_id, root_want_id, sla_violated, sla_violated_at,
-        created_at, satisfied_at, finished_at, reason
-        """;
-
-    private const string WantConflict = """
+    // one statement over arrays (MergeableWrite), at the end of its batch, for rows no other write of the group names.
+    private static readonly MergeableWrite WantRow = MergeableWrite.Insert("wants", """
         ON CONFLICT (want_id) DO UPDATE SET
             status = excluded.status, sla_violated = excluded.sla_violated, sla_violated_at = excluded.sla_violated_at,
             satisfied_at = excluded.satisfied_at, finished_at = excluded.finished_at, reason = excluded.reason
-        """;
-
-    private static readonly MergeableInsert WantRow = new(
-        $"INSERT INTO wants ({WantColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) {WantConflict}",
-        $"""
-        INSERT INTO wants ({WantColumns})
-        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[],
-                             $10::text[], $11::text[], $12::text[], $13::text[], $14::boolean[], $15::bigint[], $16::bigint[], $17::bigint[],
-                             $18::bigint[], $19::text[])
-        {WantConflict}
         """,
-        Db.Text, Db.Text, Db.Text, Db.Bigint, Db.Bigint, Db.Bigint, Db.Bigint, Db.Bigint, Db.Text, Db.Text, Db.Text, Db.Text, Db.Text, Db.Boolean, Db.Bigint, Db.Bigint, Db.Bigint, Db.Bigint, Db.Text);
+        ("want_id", Db.Text), ("status", Db.Text), ("partitions", Db.Text), ("data_timestamp", Db.Bigint), ("ttl_seconds", Db.Bigint),
+        ("sla_seconds", Db.Bigint), ("ttl_deadline", Db.Bigint), ("sla_deadline", Db.Bigint), ("source_type", Db.Text), ("source_name", Db.Text),
+        ("comment", Db.Text), ("parent_want_id", Db.Text), ("root_want_id", Db.Text), ("sla_violated", Db.Boolean), ("sla_violated_at", Db.Bigint),
+        ("created_at", Db.Bigint), ("satisfied_at", Db.Bigint), ("finished_at", Db.Bigint), ("reason", Db.Text));
 
-    private static readonly MergeableInsert WantPartitionRow = new(
-        "INSERT INTO want_partitions (partition_ref, want_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        "INSERT INTO want_partitions (partition_ref, want_id) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
-        Db.Text, Db.Text);
+    private static readonly MergeableWrite WantPartitionRow = MergeableWrite.Insert("want_partitions", "ON CONFLICT DO NOTHING",
+        ("partition_ref", Db.Text), ("want_id", Db.Text));
 
-    private const string PartitionConflict = """
+    private static readonly MergeableWrite PartitionRow = MergeableWrite.Insert("partitions", """
         ON CONFLICT (partition_ref) DO UPDATE SET
             status = excluded.status, updated_at = excluded.updated_at, available_at = excluded.available_at,
             job_run_id = excluded.job_run_id, reason = excluded.reason, waiting_wants = excluded.waiting_wants
-        """;
-
-    private static readonly MergeableInsert PartitionRow = new(
-        $"INSERT INTO partitions (partition_ref, status, updated_at, available_at, job_run_id, reason, waiting_wants) VALUES ($1, $2, $3, $4, $5, $6, $7) {PartitionConflict}",
-        $"""
-        INSERT INTO partitions (partition_ref, status, updated_at, available_at, job_run_id, reason, waiting_wants)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::integer[])
-        {PartitionConflict}
         """,
-        Db.Text, Db.Text, Db.Bigint, Db.Bigint, Db.Text, Db.Text, Db.Integer);
+        ("partition_ref", Db.Text), ("status", Db.Text), ("updated_at", Db.Bigint), ("available_at", Db.Bigint), ("job_run_id", Db.Text),
+        ("reason", Db.Text), ("waiting_wants", Db.Integer));
 
     public static void UpsertWant(StoreTransaction tx, WantState s) =>
         tx.Defer(WantRow, $"wants\0{s.WantId}", s.WantId, s.Status, System.Text.Json.JsonSerializer.Serialize(s.Partitions), s.DataTimestamp, s.TtlSeconds, Sql.Arg(s.SlaSeconds),

@@ -1,6 +1,7 @@
 using System.Data.Common;
 using DataBuild.Runtime.Hosting;
 using Npgsql;
+using NpgsqlTypes;
 
 namespace DataBuild.Runtime.Storage;
 
@@ -101,34 +102,26 @@ public sealed class GrainStateTable(IDataStore store)
     /// Writes the state as <see cref="Write"/> does; when the turn's <paramref name="fence"/> has not been sent yet, the
     /// write takes its place, first in the batch, as one statement that takes the lock and writes on the version
     /// (009_grain_write.sql): one statement fewer per turn, with the same checks. A group commit may send the writes of
-    /// several turns as one statement (<see cref="MergeWrites"/>).
+    /// several turns as one statement (<see cref="Writes"/>).
     /// </summary>
     internal static long FenceAndWrite(StoreTransaction transaction, StoreTransaction.DeferredWrite fence, GrainId id, long expectedVersion, byte[] payload, long nowMs)
     {
         // The fence's raising call and failure, with the write added.
         var write = fence with
         {
-            Sql = "SELECT databuild_grain_write($1, $2, $3, $4, $5, $6, $7)",
+            Sql = Writes.Sql,
             Args = [TurnLockKey(id), id.Type, id.Key, expectedVersion, payload, nowMs],
-            Merge = MergeWrites,
+            Merge = Writes.Merge,
         };
         return transaction.TryReplaceDeferred(fence, write) ? expectedVersion + 1 : Write(transaction, id, expectedVersion, payload, nowMs);
     }
 
-    /// <summary>
-    /// The state writes of several turns of a group as one statement (010_grain_write_all.sql), at the end of the group's
-    /// batch: the same locks and checks. If one fails, the statement names no turn, and the group is sent again unmerged.
-    /// </summary>
-    private static StoreTransaction.DeferredWrite MergeWrites(IReadOnlyList<(StoreTransaction.DeferredWrite Write, long Shift)> parts)
-    {
-        NpgsqlParameter Column<T>(int arg, NpgsqlTypes.NpgsqlDbType type) =>
-            new() { Value = parts.Select(p => (T)p.Write.Args[arg]!).ToArray(), NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | type };
-        return new StoreTransaction.DeferredWrite("SELECT databuild_grain_write_all($1, $2, $3, $4, $5, $6)",
-        [
-            Column<long>(0, NpgsqlTypes.NpgsqlDbType.Bigint), Column<string>(1, NpgsqlTypes.NpgsqlDbType.Text), Column<string>(2, NpgsqlTypes.NpgsqlDbType.Text),
-            Column<long>(3, NpgsqlTypes.NpgsqlDbType.Bigint), Column<byte[]>(4, NpgsqlTypes.NpgsqlDbType.Bytea), Column<long>(5, NpgsqlTypes.NpgsqlDbType.Bigint),
-        ], null, null, null);
-    }
+    // The fence and write of 009 ($7, the tag, is appended when the batch is sent); a group commit may send those of several
+    // turns as one statement (010_grain_write_all.sql), at the end of its batch, with the same locks and checks. If one
+    // fails, the statement names no turn, and the group is sent again unmerged.
+    private static readonly MergeableWrite Writes = new("SELECT databuild_grain_write($1, $2, $3, $4, $5, $6, $7)",
+        "SELECT databuild_grain_write_all($1, $2, $3, $4, $5, $6)",
+        NpgsqlDbType.Bigint, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Bigint, NpgsqlDbType.Bytea, NpgsqlDbType.Bigint);
 
     /// <summary>The row of a grain's state, as a group commit names it (<see cref="StoreTransaction.DeferredWrite.Row"/>).</summary>
     private static string RowOf(GrainId id) => $"grain_state\0{id.Type}\0{id.Key}";

@@ -39,7 +39,7 @@ public sealed class ReminderTable(IDataStore store)
 
     // A leased write carries its token as the version ($8); an unleased one moves the version on. A group commit may
     // send the upserts of several turns as one statement, of rows no other write of the group touches.
-    private static readonly MergeableInsert Upserts = new("""
+    private static readonly MergeableWrite Upserts = new("""
         INSERT INTO reminders (grain_type, grain_key, name, due_at, period_ms, first_due, attempt, lease_owner, lease_until, version)
         VALUES ($1, $2, $3, $4, $5, $4, 0, CAST($6 AS text), CAST($7 AS bigint), COALESCE(CAST($8 AS bigint), 1))
         ON CONFLICT (grain_type, grain_key, name) DO UPDATE

@@ -153,7 +153,7 @@ public sealed class StoreTransaction : IAsyncDisposable
     /// A deferred single-row insert or upsert of <paramref name="row"/> (a name unique to the row, such as its table and
     /// key), which a PostgreSQL group commit may send with the same insert of its other turns as one statement.
     /// </summary>
-    public void Defer(MergeableInsert insert, string? row, params object?[] args) =>
+    public void Defer(MergeableWrite insert, string? row, params object?[] args) =>
         _deferred.Add(new DeferredWrite(insert.Sql, args, null, null, null, Merge: insert.Merge, Row: row));
 
     /// <summary>
@@ -394,7 +394,7 @@ public sealed class StoreTransaction : IAsyncDisposable
     /// Reminder: the reminder row the write changes, and how (a group commit may fold a message's sending and its
     /// delivery into one statement: <see cref="ReminderTable.FoldDeliveredMessages"/>).
     /// Row: the row the write changes or checks, if a group commit must know it (a write is merged only when no other
-    /// write of the group names its row: <see cref="MergeableInsert"/>).
+    /// write of the group names its row: <see cref="MergeableWrite"/>).
     /// </summary>
     internal sealed record DeferredWrite(string Sql, object?[] Args, int? ExpectedRows, Func<Exception>? Failure,
         Func<StoreTransaction, CancellationToken, Task>? Work, int? OffsetArg = null, MergeWrites? Merge = null,

@@ -40,26 +40,14 @@ public sealed class GroupCommitTests(PostgresDatabase database) : IClassFixture<
     {
         await using var store = await StoreWithTakenKeyAsync();
 
-        async Task<Exception?> Turn(int i)
+        var outcomes = await CommitAtOnceAsync(store, (tx, i) =>
         {
-            try
-            {
-                await using var tx = await store.BeginTurnAsync();
-                store.Events.AppendDeferred(tx, [WantCreate($"w{i}", $"p/{i}"), WantCreate($"w{i}-second", $"p/{i}")]);
-                if (i == CheckFails) ClaimKey(tx, "taken", $"w{i}"); // a deferred check that fails on the server
-                else if (i == ConstraintFails)
-                    tx.Defer("INSERT INTO idempotency_keys (key, want_id, request_hash, created_at) VALUES ('taken', $1, '', 0)", $"w{i}"); // a unique violation
-                else ClaimKey(tx, $"k{i}", $"w{i}");
-                await tx.CommitAsync();
-                return null;
-            }
-            catch (Exception e)
-            {
-                return e;
-            }
-        }
-
-        var outcomes = await Task.WhenAll(Enumerable.Range(0, Turns).Select(Turn));
+            store.Events.AppendDeferred(tx, [WantCreate($"w{i}", $"p/{i}"), WantCreate($"w{i}-second", $"p/{i}")]);
+            if (i == CheckFails) ClaimKey(tx, "taken", $"w{i}"); // a deferred check that fails on the server
+            else if (i == ConstraintFails)
+                tx.Defer("INSERT INTO idempotency_keys (key, want_id, request_hash, created_at) VALUES ('taken', $1, '', 0)", $"w{i}"); // a unique violation
+            else ClaimKey(tx, $"k{i}", $"w{i}");
+        });
 
         Assert.IsType<KeyTakenException>(outcomes[CheckFails]);
         Assert.Equal(PostgresErrorCodes.UniqueViolation, Assert.IsType<PostgresException>(outcomes[ConstraintFails]).SqlState);
@@ -97,23 +85,11 @@ public sealed class GroupCommitTests(PostgresDatabase database) : IClassFixture<
         // A key longer than a btree index row may be (about 2.7 kB even compressed): the insert of the group's events fails.
         var tooLong = "p/" + string.Concat(Enumerable.Range(0, 300).Select(_ => Guid.NewGuid().ToString("N")));
 
-        async Task<Exception?> Turn(int i)
+        var outcomes = await CommitAtOnceAsync(store, (tx, i) =>
         {
-            try
-            {
-                await using var tx = await store.BeginTurnAsync();
-                store.Events.AppendDeferred(tx, [WantCreate($"w{i}", i == unstorable ? tooLong : $"p/{i}")]);
-                ClaimKey(tx, $"k{i}", $"w{i}");
-                await tx.CommitAsync();
-                return null;
-            }
-            catch (Exception e)
-            {
-                return e;
-            }
-        }
-
-        var outcomes = await Task.WhenAll(Enumerable.Range(0, Turns).Select(Turn));
+            store.Events.AppendDeferred(tx, [WantCreate($"w{i}", i == unstorable ? tooLong : $"p/{i}")]);
+            ClaimKey(tx, $"k{i}", $"w{i}");
+        });
 
         Assert.Equal(PostgresErrorCodes.ProgramLimitExceeded, Assert.IsType<PostgresException>(outcomes[unstorable]).SqlState);
         Assert.All(outcomes.Where((_, i) => i != unstorable), Assert.Null);
@@ -335,25 +311,13 @@ public sealed class GroupCommitTests(PostgresDatabase database) : IClassFixture<
             await setup.CommitAsync();
         }
 
-        async Task<Exception?> Turn(int i)
+        var outcomes = await CommitAtOnceAsync(store, (tx, i) =>
         {
-            try
-            {
-                await using var tx = await store.BeginTurnAsync();
-                var fence = GrainStateTable.PlaceFence(tx, Grain(i), 0); // every turn read "no state yet"
-                store.Events.AppendDeferred(tx, [WantCreate($"w{i}", $"p/{i}")]);
-                ReminderTable.Upsert(tx, Grain(i), "deadline", now + 60_000 + i, 0);
-                GrainStateTable.FenceAndWrite(tx, fence, Grain(i), 0, [(byte)i, 2], now);
-                await tx.CommitAsync();
-                return null;
-            }
-            catch (Exception e)
-            {
-                return e;
-            }
-        }
-
-        var outcomes = await Task.WhenAll(Enumerable.Range(0, Turns).Select(Turn));
+            var fence = GrainStateTable.PlaceFence(tx, Grain(i), 0); // every turn read "no state yet"
+            store.Events.AppendDeferred(tx, [WantCreate($"w{i}", $"p/{i}")]);
+            ReminderTable.Upsert(tx, Grain(i), "deadline", now + 60_000 + i, 0);
+            GrainStateTable.FenceAndWrite(tx, fence, Grain(i), 0, [(byte)i, 2], now);
+        });
 
         Assert.IsType<InconsistentStateException>(outcomes[moved]);
         Assert.All(outcomes.Where((_, i) => i != moved), Assert.Null);
@@ -414,20 +378,34 @@ public sealed class GroupCommitTests(PostgresDatabase database) : IClassFixture<
     private static Task<Exception?> StartJoinedTurn(IDataStore store, CommitJoin join, Action<StoreTransaction> write)
     {
         var turn = join.Expect();
-        return Task.Run(async () =>
+        return Task.Run(() => FailureOfAsync(async () =>
         {
-            try
-            {
-                await using var r = await store.BeginTurnAsync();
-                r.JoinAs(turn);
-                write(r);
-                await r.CommitAsync();
-                return (Exception?)null;
-            }
-            catch (Exception e)
-            {
-                return e;
-            }
-        });
+            await using var r = await store.BeginTurnAsync();
+            r.JoinAs(turn);
+            write(r);
+            await r.CommitAsync();
+        }));
+    }
+
+    /// <summary><see cref="Turns"/> turns committed at once, turn i writing what <paramref name="write"/> defers; each one's failure, if any.</summary>
+    private static Task<Exception?[]> CommitAtOnceAsync(IDataStore store, Action<StoreTransaction, int> write) =>
+        Task.WhenAll(Enumerable.Range(0, Turns).Select(i => FailureOfAsync(async () =>
+        {
+            await using var tx = await store.BeginTurnAsync();
+            write(tx, i);
+            await tx.CommitAsync();
+        })));
+
+    private static async Task<Exception?> FailureOfAsync(Func<Task> action)
+    {
+        try
+        {
+            await action();
+            return null;
+        }
+        catch (Exception e)
+        {
+            return e;
+        }
     }
 }

@@ -198,7 +198,7 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
     /// The group's statements in order, event positions shifted per turn, and for each statement the turn it belongs to
     /// (<see cref="Merged"/>: several). With <paramref name="merge"/>, the writes that can be merged go last, one statement
     /// for each kind: the event inserts (nothing in a transaction reads them back), and the single-row writes of a row no
-    /// other write of the group names (<see cref="MergeableInsert"/>, the state writes of grains); and a message sent and
+    /// other write of the group names (<see cref="MergeableWrite"/>, the state writes of grains); and a message sent and
     /// delivered within the group is one statement instead of two (<see cref="ReminderTable.FoldDeliveredMessages"/>).
     /// </summary>
     private static (List<DeferredWrite> Statements, List<int> Owners) Combine(List<Member> group, bool merge)
@@ -227,16 +227,17 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
         if (!merge) return ([.. statements.Select((s, at) => Placed(s, shifts[at]))], owners);
 
         // A row named by two writes keeps both in their places, in order.
+        var rows = statements.Select(RowOf).ToList();
         var named = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var statement in statements)
-            if (RowOf(statement) is { } row) named[row] = named.GetValueOrDefault(row) + 1;
+        foreach (var row in rows)
+            if (row is not null) named[row] = named.GetValueOrDefault(row) + 1;
         var placed = new List<DeferredWrite>();
         var placedOwners = new List<int>();
         var mergeable = new List<(DeferredWrite Write, long Shift, int Owner)>();
         for (var at = 0; at < statements.Count; at++)
         {
             var statement = statements[at];
-            if (statement.Merge is not null && (RowOf(statement) is not { } row || named[row] == 1))
+            if (statement.Merge is not null && (rows[at] is not { } row || named[row] == 1))
             {
                 mergeable.Add((statement, shifts[at], owners[at]));
                 continue;
