@@ -146,7 +146,7 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
         State.UpdatedAt = now;
         State.JobRunId = null;
         // The run is queued in this turn's transaction; with batching the queue decides which run it is. With a
-        // free slot here it may be claimed in the same transaction and started the moment the turn commits.
+        // free slot here it may be claimed in the same transaction and started the moment the turn's writes have held.
         // After a refused hand-off the turn runs again and queues the run; the dispatcher then stops trying hand-offs
         // of this job for a moment, so a backlog is not refused once per partition.
         if (IsRetryAfterRefusal) dispatcher.HandOffRefused(job.Label);
@@ -167,7 +167,9 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
             if (queued.Claimed is { } run)
             {
                 events.Add(JobRunQueue.StartedEvent(run, run.LeaseOwner!));
-                tx.OnCommitted(() => slot!.Start(job, run));
+                // The process starts as soon as the turn's writes have held on the server, while their commit is flushed.
+                tx.OnWritesChecked(() => slot!.Start(job, run));
+                tx.OnCommitted(slot!.Committed);
             }
             else
             {

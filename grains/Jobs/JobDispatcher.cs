@@ -66,9 +66,16 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
     /// <summary>What a partition's turn passes to the queue so that a run it queues may start on this silo at once.</summary>
     public ClaimOnQueue ClaimOnQueue => new(_siloId, (long)options.Lease.TotalMilliseconds);
 
-    /// <summary>A slot held for a hand-off: started once, or released (both idempotent, whichever comes first wins).</summary>
+    /// <summary>
+    /// A slot held for a hand-off. <see cref="Start"/> runs once the turn's writes have been checked on the server, which
+    /// may be before its commit is durable (<see cref="StoreTransaction.OnWritesChecked"/>): the job's process starts
+    /// while the WAL flush is on its way, and its outcome is recorded only once <see cref="Committed"/> confirms the run
+    /// exists. <see cref="Release"/> (the turn did not commit) gives back a slot never started, and stops a run started
+    /// ahead of a commit that then failed: its process is killed and nothing of it is recorded. Each is idempotent.
+    /// </summary>
     public sealed class JobSlot(JobDispatcher dispatcher, CancellationToken stopping)
     {
+        private readonly TaskCompletionSource<bool> _committed = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private int _done;
 
         public void Start(JobConfig job, JobRunRow run)
@@ -76,12 +83,15 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
             if (Interlocked.Exchange(ref _done, 1) != 0) return;
             // Started before the reservation is dropped, so the slot is never counted free in between. Not on the
             // committing turn's execution context: the run is not part of that grain call.
-            using (ExecutionContext.SuppressFlow()) dispatcher.Start(job, run, stopping); // stopping: handed back, not started
+            using (ExecutionContext.SuppressFlow()) dispatcher.Start(job, run, stopping, _committed.Task); // stopping: handed back, not started
             Interlocked.Decrement(ref dispatcher._reserved);
         }
 
+        public void Committed() => _committed.TrySetResult(true);
+
         public void Release()
         {
+            _committed.TrySetResult(false);
             if (Interlocked.Exchange(ref _done, 1) != 0) return;
             Interlocked.Decrement(ref dispatcher._reserved);
             dispatcher._slotFreed.Pulse();
@@ -144,7 +154,7 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
     private async Task<int> ClaimAsync(JobConfig job, int slots, CancellationToken stopping)
     {
         var claimed = await queue.ClaimAsync(job, _siloId, slots, clock, (long)options.Lease.TotalMilliseconds, stopping);
-        foreach (var run in claimed) Start(job, run, stopping);
+        foreach (var run in claimed) Start(job, run, stopping, Committed);
         return claimed.Count;
     }
 
@@ -163,9 +173,13 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
         }
     }
 
-    private void Start(JobConfig job, JobRunRow run, CancellationToken stopping)
+    private static readonly Task<bool> Committed = Task.FromResult(true);
+
+    /// <param name="committed">Whether the transaction that claimed the run committed: a run claimed by its own
+    /// transaction is started after it (true at once); a hand-off may start ahead of its turn's commit.</param>
+    private void Start(JobConfig job, JobRunRow run, CancellationToken stopping, Task<bool> committed)
     {
-        var task = Task.Run(() => ExecuteAsync(job, run, stopping));
+        var task = Task.Run(() => ExecuteAsync(job, run, stopping, committed));
         _running[run.JobRunId] = task;
         task.ContinueWith(done =>
         {
@@ -174,14 +188,15 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
         }, TaskScheduler.Default);
     }
 
-    private async Task ExecuteAsync(JobConfig job, JobRunRow run, CancellationToken stopping)
+    private async Task ExecuteAsync(JobConfig job, JobRunRow run, CancellationToken stopping, Task<bool> committed)
     {
         if (stopping.IsCancellationRequested)
         {
-            await HandBackAsync(job, run); // claimed as the silo began to stop: not started
+            if (await committed) await HandBackAsync(job, run); // claimed as the silo began to stop: not started
             return;
         }
         using var lost = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        var stopIfUncommitted = StopIfUncommittedAsync(committed, lost);
         var heartbeat = HeartbeatAsync(run, lost);
         JobOutcome outcome;
         var started = Stopwatch.GetTimestamp();
@@ -200,6 +215,15 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
             await lost.CancelAsync();
             await heartbeat;
         }
+        // Nothing is recorded of a run until the transaction that claimed it has committed; if it failed, the run does not exist.
+        if (!await committed)
+        {
+            await stopIfUncommitted;
+            DataBuildMetrics.JobRunUndone(job.Label);
+            log.LogWarning("Job run {Run} ({Job}) was started as its hand-off's writes were checked, but their commit failed: its process was stopped ({Status}) and nothing of it is recorded; the partition's turn runs again",
+                run.JobRunId, job.Label, outcome.Reason ?? outcome.Status);
+            return;
+        }
         if (outcome.Abandoned && stopping.IsCancellationRequested)
         {
             // Killed by this silo's stop: not the job's failure. Another silo runs it again now. (An outcome the job
@@ -216,6 +240,11 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
         {
             log.LogError(e, "Recording the outcome of job run {Run} failed; its lease will run out and it will run again", run.JobRunId);
         }
+    }
+
+    private static async Task StopIfUncommittedAsync(Task<bool> committed, CancellationTokenSource lost)
+    {
+        if (!await committed) await lost.CancelAsync(); // kills the process, if it is still running
     }
 
     /// <summary>

@@ -73,8 +73,9 @@ public sealed class CommitJoin
     internal void SenderFinished(bool committed) => _sender.TrySetResult(committed);
 
     /// <summary>A joined turn's batch; <see cref="Done"/> completes when the group it went in has committed or failed.</summary>
-    internal sealed class Joiner(IReadOnlyList<StoreTransaction.DeferredWrite> statements, int events, CancellationToken cancellationToken)
+    internal sealed class Joiner(IReadOnlyList<StoreTransaction.DeferredWrite> statements, int events, Action? writesChecked, CancellationToken cancellationToken)
     {
+        public Action? WritesChecked { get; } = writesChecked;
         public IReadOnlyList<StoreTransaction.DeferredWrite> Statements { get; } = statements;
         public int Events { get; } = events;
         public CancellationToken CancellationToken { get; } = cancellationToken;
@@ -126,18 +127,18 @@ public sealed class JoinedTurn
     /// the sender's commit (and not at all if the sender failed: the message this turn delivers does not exist).
     /// </summary>
     internal async Task CommitAsync(Postgres.GroupCommit groupCommit, IReadOnlyList<StoreTransaction.DeferredWrite> statements, int events,
-        CancellationToken cancellationToken)
+        Action? writesChecked, CancellationToken cancellationToken)
     {
         try
         {
-            var joiner = new CommitJoin.Joiner(statements, events, cancellationToken);
+            var joiner = new CommitJoin.Joiner(statements, events, writesChecked, cancellationToken);
             if (Join.TryAdd(this, joiner))
             {
                 await joiner.Done.Task;
                 return;
             }
             if (!await Join.SenderCommitted) throw new CommitJoinDeclinedException("its message was not committed");
-            await groupCommit.CommitAsync(statements, events, cancellationToken);
+            await groupCommit.CommitAsync(statements, events, writesChecked, cancellationToken);
         }
         finally
         {

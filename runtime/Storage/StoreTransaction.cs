@@ -31,6 +31,9 @@ public sealed class StoreTransaction : IAsyncDisposable
     private DbTransaction? _transaction;
     private List<Action>? _afterCommit;
     private List<Action>? _abandoned;
+    private List<Action>? _checked;
+    private int _checkedRan;
+    private List<Exception>? _callbackErrors;
     private List<(Action AfterCommit, Func<CommitJoin, bool> TryJoin)>? _joinable;
     private JoinedTurn? _joining;
     private bool _finished;
@@ -96,6 +99,28 @@ public sealed class StoreTransaction : IAsyncDisposable
 
     /// <summary>This is the transaction of a turn run ahead of its message's commit: it commits in its sender's group, or after it.</summary>
     public void JoinAs(JoinedTurn turn) => _joining = turn;
+
+    /// <summary>
+    /// Runs <paramref name="action"/> once every write of the transaction has been applied and checked on the server and
+    /// only the commit itself (its WAL flush) is left: on a PostgreSQL turn committed by the group commit, while that
+    /// flush is still on its way; otherwise just after the commit. It never runs for a transaction whose writes failed,
+    /// but the commit may still fail after it (the server or the connection lost at that moment): whatever it starts
+    /// must be undone by an <see cref="OnAbandoned"/> action, and confirmed by an <see cref="OnCommitted"/> one.
+    /// </summary>
+    public void OnWritesChecked(Action action) => (_checked ??= []).Add(action);
+
+    /// <summary>The <see cref="OnWritesChecked"/> actions, once (null when there are none): a failing one is reported with the commit.</summary>
+    private Action? WritesChecked => _checked is null ? null : RunChecked;
+
+    private void RunChecked()
+    {
+        if (_checked is null || Interlocked.Exchange(ref _checkedRan, 1) != 0) return;
+        foreach (var action in _checked)
+        {
+            try { action(); }
+            catch (Exception e) { lock (_checked) (_callbackErrors ??= []).Add(e); }
+        }
+    }
 
     /// <summary>Runs <paramref name="action"/> when the transaction is disposed without having committed (rolled back, or failed).</summary>
     public void OnAbandoned(Action action) => (_abandoned ??= []).Add(action);
@@ -303,9 +328,9 @@ public sealed class StoreTransaction : IAsyncDisposable
             // Nothing needed an answer: the deferred batch is the whole transaction, committed with whatever
             // other turns commit at the same moment (one implicit transaction, atomic for each of them).
             var statements = TakeDeferred();
-            if (_joining is not null) await _joining.CommitAsync(_groupCommit, statements, EventsAppended, cancellationToken);
+            if (_joining is not null) await _joining.CommitAsync(_groupCommit, statements, EventsAppended, WritesChecked, cancellationToken);
             else if (_joinable is not null) await CommitWithJoinedAsync(statements, cancellationToken);
-            else if (statements.Count > 0) await _groupCommit.CommitAsync(statements, EventsAppended, cancellationToken);
+            else if (statements.Count > 0) await _groupCommit.CommitAsync(statements, EventsAppended, WritesChecked, cancellationToken);
         }
         else if (IsPostgres && statementsOnly)
         {
@@ -321,9 +346,9 @@ public sealed class StoreTransaction : IAsyncDisposable
             foreach (var (afterCommit, _) in _joinable) OnCommitted(afterCommit); // not offered a join: after the commit
         _finished = true;
         IsCommitted = true;
-        if (_afterCommit is null) return;
-        List<Exception>? errors = null;
-        foreach (var action in _afterCommit)
+        RunChecked(); // if the commit did not run them ahead of its flush
+        var errors = _callbackErrors;
+        foreach (var action in _afterCommit ?? [])
         {
             try { action(); }
             catch (Exception e) { (errors ??= []).Add(e); }
@@ -347,8 +372,8 @@ public sealed class StoreTransaction : IAsyncDisposable
                 if (!tryJoin(join)) OnCommitted(afterCommit);
             _joinable = null;
             joiners = await join.GatherAsync(_groupCommit!.JoinWait);
-            var turns = new List<Postgres.GroupCommit.Turn> { new(statements, EventsAppended, cancellationToken) };
-            turns.AddRange(joiners.Select(j => new Postgres.GroupCommit.Turn(j.Statements, j.Events, j.CancellationToken)));
+            var turns = new List<Postgres.GroupCommit.Turn> { new(statements, EventsAppended, cancellationToken, WritesChecked) };
+            turns.AddRange(joiners.Select(j => new Postgres.GroupCommit.Turn(j.Statements, j.Events, j.CancellationToken, j.WritesChecked)));
             var commits = _groupCommit!.CommitTogether(turns);
             for (var i = 0; i < joiners.Count; i++) joiners[i].Follow(commits[i + 1]);
             joiners = null; // each now follows its own commit

@@ -31,6 +31,9 @@ public static class DataBuildMetrics
     private static readonly Counter<long> JobRunsHandedBack = Meter.CreateCounter<long>("databuild.job_run.handed_back",
         description: "Job runs this silo handed back to the queue as it stopped cleanly");
 
+    private static readonly Counter<long> JobRunsUndone = Meter.CreateCounter<long>("databuild.job_run.undone",
+        description: "Job runs started ahead of their hand-off's commit whose commit then failed: stopped, and not recorded");
+
     private static readonly Histogram<double> JobRunDuration = Meter.CreateHistogram<double>("databuild.job_run.duration", unit: "s",
         description: "Job runs finished on this silo: process start to exit, by job and status");
 
@@ -59,6 +62,8 @@ public static class DataBuildMetrics
 
     /// <summary>A clean stop handed a run back (its process killed, or not started), for any silo to run again at once.</summary>
     public static void JobRunHandedBack(string job) => JobRunsHandedBack.Add(1, new KeyValuePair<string, object?>("job", job));
+
+    public static void JobRunUndone(string job) => JobRunsUndone.Add(1, new KeyValuePair<string, object?>("job", job));
 
     /// <summary>A job process this silo started finished: process start to exit.</summary>
     public static void JobRunFinished(string job, string status, TimeSpan duration) =>

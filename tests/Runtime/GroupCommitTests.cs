@@ -374,6 +374,91 @@ public sealed class GroupCommitTests(PostgresDatabase database) : IClassFixture<
         Assert.Equal(now + 90_000, Assert.Single(await store.Reminders.ListAsync(new GrainId("probe", "other"))).DueAt);
     }
 
+    /// <summary>
+    /// What lets a job's process start while its hand-off is still being made durable: a turn's OnWritesChecked action
+    /// runs once the server has applied and checked every write of its group, before the COMMIT has finished, and never
+    /// for a turn whose writes fail.
+    /// </summary>
+    [Fact]
+    public async Task A_turns_writes_checked_action_runs_before_its_commit_finishes_and_never_for_a_turn_whose_writes_fail()
+    {
+        await using var store = await StoreWithTakenKeyAsync();
+        // At COMMIT, a deferred trigger waits for an advisory lock that this test holds: no commit can finish until it lets go.
+        await using var holder = await store.OpenConnectionAsync();
+        await ExecuteAsync(holder, """
+            CREATE FUNCTION wait_for_the_test() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NULL; END $$;
+            CREATE CONSTRAINT TRIGGER wait_at_commit AFTER INSERT ON idempotency_keys DEFERRABLE INITIALLY DEFERRED
+               FOR EACH ROW EXECUTE FUNCTION wait_for_the_test();
+            SELECT pg_advisory_lock(4242);
+            """);
+        var checkedTurns = new bool[Turns];
+        var committedTurns = new bool[Turns];
+        var abandonedTurns = new bool[Turns];
+        const int fails = 3;
+
+        var outcomes = CommitAtOnceAsync(store, (tx, i) =>
+        {
+            ClaimKey(tx, i == fails ? "taken" : $"k{i}", $"w{i}");
+            tx.OnWritesChecked(() => Volatile.Write(ref checkedTurns[i], true));
+            tx.OnCommitted(() => committedTurns[i] = true);
+            tx.OnAbandoned(() => abandonedTurns[i] = true);
+        });
+
+        // The first group's turns are checked while their COMMIT waits for the lock.
+        await Eventually.UntilAsync(() => Task.FromResult(checkedTurns.Count(c => Volatile.Read(ref c))), n => n > 0, TimeSpan.FromSeconds(20), "a turn's writes checked");
+        Assert.False(outcomes.IsCompleted);
+        Assert.DoesNotContain(true, committedTurns);
+
+        await ExecuteAsync(holder, "SELECT pg_advisory_unlock(4242)");
+        var failures = await outcomes.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.IsType<KeyTakenException>(failures[fails]);
+        Assert.All(failures.Where((_, i) => i != fails), Assert.Null);
+        Assert.Equal(Enumerable.Range(0, Turns).Select(i => i != fails), checkedTurns);
+        Assert.Equal(Enumerable.Range(0, Turns).Select(i => i != fails), committedTurns);
+        Assert.Equal(Enumerable.Range(0, Turns).Select(i => i == fails), abandonedTurns);
+    }
+
+    /// <summary>
+    /// The other side of running work ahead of the flush: a COMMIT can still fail after every write held (here a deferred
+    /// trigger raises). The turn then fails, its OnAbandoned actions run (what started is undone), and nothing is written.
+    /// </summary>
+    [Fact]
+    public async Task A_turn_whose_commit_fails_after_its_writes_were_checked_fails_and_is_abandoned_with_nothing_written()
+    {
+        await using var store = await StoreWithTakenKeyAsync();
+        await using (var setup = await store.OpenConnectionAsync())
+            await ExecuteAsync(setup, """
+                CREATE FUNCTION refuse_doomed() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'doomed at commit'; END $$;
+                CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON idempotency_keys DEFERRABLE INITIALLY DEFERRED
+                   FOR EACH ROW WHEN (NEW.key LIKE 'doomed%') EXECUTE FUNCTION refuse_doomed();
+                """);
+        var (wasChecked, committed, abandoned) = (false, false, false);
+
+        var failure = await FailureOfAsync(async () =>
+        {
+            await using var tx = await store.BeginTurnAsync();
+            ClaimKey(tx, "doomed", "w");
+            store.Events.AppendDeferred(tx, [WantCreate("w", "p/1")]);
+            tx.OnWritesChecked(() => wasChecked = true);
+            tx.OnCommitted(() => committed = true);
+            tx.OnAbandoned(() => abandoned = true);
+            await tx.CommitAsync();
+        });
+
+        Assert.Contains("doomed at commit", Assert.IsType<PostgresException>(failure).MessageText);
+        Assert.True(wasChecked, "its writes held until the COMMIT");
+        Assert.False(committed);
+        Assert.True(abandoned);
+        Assert.Empty((await store.Events.ListAsync(new EventFilter())).Events);
+    }
+
+    private static async Task ExecuteAsync(System.Data.Common.DbConnection connection, string sql)
+    {
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        await command.ExecuteNonQueryAsync();
+    }
+
     /// <summary>A turn joined to its sender's commit, as a message's delivery is, that writes what <paramref name="write"/> defers; its failure, if any.</summary>
     private static Task<Exception?> StartJoinedTurn(IDataStore store, CommitJoin join, Action<StoreTransaction> write)
     {

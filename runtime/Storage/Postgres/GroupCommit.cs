@@ -45,9 +45,12 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
     public async Task<System.Data.Common.DbConnection> OpenConnectionAsync(CancellationToken cancellationToken) =>
         await dataSource.OpenConnectionAsync(cancellationToken);
 
-    /// <summary>Commits one turn's statements with whatever else is committing; completes when its group has committed.</summary>
-    public Task CommitAsync(IReadOnlyList<DeferredWrite> statements, int events, CancellationToken cancellationToken) =>
-        CommitTogether([new Turn(statements, events, cancellationToken)])[0];
+    /// <summary>
+    /// Commits one turn's statements with whatever else is committing; completes when its group has committed.
+    /// <paramref name="writesChecked"/>: see <see cref="Turn"/>.
+    /// </summary>
+    public Task CommitAsync(IReadOnlyList<DeferredWrite> statements, int events, Action? writesChecked, CancellationToken cancellationToken) =>
+        CommitTogether([new Turn(statements, events, cancellationToken, writesChecked)])[0];
 
     /// <summary>
     /// Commits turns queued one right behind the other, so that they normally share a group, in this order (a joined
@@ -56,7 +59,7 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
     public IReadOnlyList<Task> CommitTogether(IReadOnlyList<Turn> turns)
     {
         turns[0].CancellationToken.ThrowIfCancellationRequested();
-        var members = turns.Select(t => new Member(t.Statements, t.Events, t.CancellationToken)).ToList();
+        var members = turns.Select(t => new Member(t.Statements, t.Events, t.CancellationToken, t.WritesChecked)).ToList();
         bool send;
         lock (_gate)
         {
@@ -70,8 +73,12 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
         return [.. members.Select(m => m.Done.Task)];
     }
 
-    /// <summary>One turn's batch: its statements and how many events it appends.</summary>
-    public sealed record Turn(IReadOnlyList<DeferredWrite> Statements, int Events, CancellationToken CancellationToken);
+    /// <summary>
+    /// One turn's batch: its statements and how many events it appends. <paramref name="WritesChecked"/>, if any, runs
+    /// once every statement of the turn's group has been applied, while the group's COMMIT is still being flushed; the
+    /// commit may still fail after it (see <see cref="StoreTransaction.OnWritesChecked"/>).
+    /// </summary>
+    public sealed record Turn(IReadOnlyList<DeferredWrite> Statements, int Events, CancellationToken CancellationToken, Action? WritesChecked = null);
 
     private async Task SendWhileQueuedAsync()
     {
@@ -153,12 +160,16 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
             // deadlock PostgreSQL cannot see. It fails fast instead (55P03, naming its statement) and is sent again
             // alone after the rest, where it may wait like any single turn.
             if (prefixed) batch.BatchCommands.Insert(0, new NpgsqlBatchCommand(GroupLockTimeout));
+            var early = group.Any(m => m.WritesChecked is not null);
+            if (early) AddChecksBarrier(batch);
+            var prefix = (prefixed ? 1 : 0) + (early ? 1 : 0);
             var started = Stopwatch.GetTimestamp();
             try
             {
-                await batch.ExecuteNonQueryAsync(CancellationToken.None);
+                if (early) await ExecuteWithChecksBarrierAsync(batch, group);
+                else await batch.ExecuteNonQueryAsync(CancellationToken.None);
             }
-            catch (PostgresException e) when (prefixed && Culprit(e, batch, 1, owners) is { } culprit)
+            catch (PostgresException e) when (prefixed && Culprit(e, batch, prefix, owners) is { } culprit)
             {
                 if (culprit == Merged)
                 {
@@ -180,6 +191,34 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
             foreach (var member in group) member.Done.TrySetResult();
             return;
         }
+    }
+
+    private const string ChecksPassedColumn = "databuild_checks_passed";
+
+    /// <summary>
+    /// Makes the group's transaction explicit and puts an error barrier (a Sync) before its COMMIT: the server then
+    /// answers every statement, and flushes those answers, before it runs the COMMIT and waits for the WAL flush. The
+    /// group learns that all its writes held about a WAL flush earlier than it learns that they are durable.
+    /// </summary>
+    private static void AddChecksBarrier(NpgsqlBatch batch)
+    {
+        batch.BatchCommands.Insert(0, new NpgsqlBatchCommand("BEGIN"));
+        batch.BatchCommands.Add(new NpgsqlBatchCommand($"SELECT true AS {ChecksPassedColumn}") { AppendErrorBarrier = true });
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
+    }
+
+    /// <summary>
+    /// Runs a batch built with <see cref="AddChecksBarrier"/>: once the barrier's answer arrives (every statement before it
+    /// succeeded; a failure throws first, and the COMMIT behind it then ends the aborted transaction as a ROLLBACK), each
+    /// member's <see cref="Member.WritesChecked"/> runs; then the COMMIT's answer is awaited.
+    /// </summary>
+    private static async Task ExecuteWithChecksBarrierAsync(NpgsqlBatch batch, List<Member> group)
+    {
+        await using var reader = await batch.ExecuteReaderAsync(CancellationToken.None);
+        while (reader.FieldCount != 1 || reader.GetName(0) != ChecksPassedColumn)
+            if (!await reader.NextResultAsync(CancellationToken.None)) throw new InvalidOperationException("The checks barrier's result is missing from the batch.");
+        foreach (var member in group) member.WritesChecked?.Invoke(); // (StoreTransaction's wrapper keeps an action's failure for its commit)
+        while (await reader.NextResultAsync(CancellationToken.None)) { } // the COMMIT's answer: durable, or failed
     }
 
     /// <summary>The index in the group of the turn whose statement failed, if the server says which one did.</summary>
@@ -269,11 +308,12 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
         return statement with { Args = args };
     }
 
-    private sealed class Member(IReadOnlyList<DeferredWrite> statements, int events, CancellationToken cancellationToken)
+    private sealed class Member(IReadOnlyList<DeferredWrite> statements, int events, CancellationToken cancellationToken, Action? writesChecked)
     {
         public IReadOnlyList<DeferredWrite> Statements { get; } = statements;
         public int Events { get; } = events;
         public CancellationToken CancellationToken { get; } = cancellationToken;
+        public Action? WritesChecked { get; } = writesChecked;
         public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }
