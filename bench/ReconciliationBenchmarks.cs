@@ -54,7 +54,7 @@ internal static class ReconciliationBenchmarks
         using var http = new HttpClient { BaseAddress = new Uri(url) };
         try
         {
-            return await MeasureAsync(http, data, samples, hops, "");
+            return await MeasureAsync(http, data, samples, hops, "", store["postgres:".Length..]);
         }
         finally
         {
@@ -82,13 +82,17 @@ internal static class ReconciliationBenchmarks
         return (graph, data);
     }
 
-    /// <summary>Dispatch latency percentiles over <paramref name="samples"/> and the chain's time per hop; partition names get <paramref name="tag"/>.</summary>
-    public static async Task<Measurement> MeasureAsync(HttpClient http, string data, int samples, int hops, string tag)
+    /// <summary>
+    /// Dispatch latency percentiles over <paramref name="samples"/> and the chain's time per hop; partition names get
+    /// <paramref name="tag"/>. The silo's database (<paramref name="database"/>) is analyzed after the warm-up.
+    /// </summary>
+    public static async Task<Measurement> MeasureAsync(HttpClient http, string data, int samples, int hops, string tag, string database)
     {
         await Warmup.UntilJitSettledAsync(async round =>
         {
             for (var i = 0; i < WarmupRound; i++) await DispatchSampleAsync(http, data, $"{tag}warmup{round}-{i}");
         });
+        await QuietServer.AnalyzeAsync(database);
         var latencies = new List<double>();
         for (var i = 0; i < samples; i++) latencies.Add(await DispatchSampleAsync(http, data, $"{tag}{i}"));
         latencies.Sort();

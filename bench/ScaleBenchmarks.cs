@@ -29,7 +29,7 @@ internal static class ScaleBenchmarks
             var emptyDatabase = await server.CreateDatabaseAsync("scale_empty");
             await QuietServer.CheckpointAsync(server);
             var empty = await WithSiloAsync(emptyDatabase, emptyGraph,
-                http => ReconciliationBenchmarks.MeasureAsync(http, emptyData, samples, hops, ""));
+                http => ReconciliationBenchmarks.MeasureAsync(http, emptyData, samples, hops, "", emptyDatabase));
 
             var (graph, data) = WriteGraphIn(Path.Combine(root, "full"));
             var database = await server.CreateDatabaseAsync("scale");
@@ -41,7 +41,7 @@ internal static class ScaleBenchmarks
             long peakRssKb = 0;
             var full = await WithSiloAsync(database, graph, async (http, silo) =>
             {
-                var m = await ReconciliationBenchmarks.MeasureAsync(http, data, samples, hops, "");
+                var m = await ReconciliationBenchmarks.MeasureAsync(http, data, samples, hops, "", database);
                 peakRssKb = PeakRssKb(silo);
                 return m;
             });
