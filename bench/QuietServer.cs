@@ -10,13 +10,7 @@ namespace DataBuild.Bench;
 /// </summary>
 internal static class QuietServer
 {
-    public static async Task CheckpointAsync(PostgresServer server)
-    {
-        await using var connection = new NpgsqlConnection(server.AdminConnectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand("CHECKPOINT", connection) { CommandTimeout = 600 };
-        await command.ExecuteNonQueryAsync();
-    }
+    public static Task CheckpointAsync(PostgresServer server) => RunAsync(server.AdminConnectionString, "CHECKPOINT");
 
     /// <summary>
     /// A database a minute old has statistics from when its tables were nearly empty (autovacuum looks once a minute),
@@ -24,11 +18,13 @@ internal static class QuietServer
     /// harness polls, scanned every want (0.9 ms a call, about a tenth of PostgreSQL's CPU per hop). The measured silo should run on
     /// the plans a database older than the benchmark would have.
     /// </summary>
-    public static async Task AnalyzeAsync(string connectionString)
+    public static Task AnalyzeAsync(string connectionString) => RunAsync(connectionString, "ANALYZE");
+
+    private static async Task RunAsync(string connectionString, string sql)
     {
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync();
-        await using var command = new NpgsqlCommand("ANALYZE", connection) { CommandTimeout = 600 };
+        await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = 600 };
         await command.ExecuteNonQueryAsync();
     }
 }

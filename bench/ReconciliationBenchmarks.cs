@@ -46,15 +46,15 @@ internal static class ReconciliationBenchmarks
     {
         var folder = Directory.CreateTempSubdirectory("databuild-bench-").FullName;
         var (graph, data) = WriteGraph(folder);
-        var store = $"postgres:{await server.CreateDatabaseAsync("recon")}";
+        var database = await server.CreateDatabaseAsync("recon");
         await QuietServer.CheckpointAsync(server);
         var url = $"http://127.0.0.1:{PostgresServer.FreePort()}";
-        var app = SiloApplication.Build(["--store", store, "--urls", url, "--graph", graph, "--Logging:LogLevel:Default=Warning"]);
+        var app = SiloApplication.Build(["--store", $"postgres:{database}", "--urls", url, "--graph", graph, "--Logging:LogLevel:Default=Warning"]);
         await app.StartAsync();
         using var http = new HttpClient { BaseAddress = new Uri(url) };
         try
         {
-            return await MeasureAsync(http, data, samples, hops, "", store["postgres:".Length..]);
+            return await MeasureAsync(http, data, samples, hops, "", database);
         }
         finally
         {

@@ -154,7 +154,7 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
     private async Task<int> ClaimAsync(JobConfig job, int slots, CancellationToken stopping)
     {
         var claimed = await queue.ClaimAsync(job, _siloId, slots, clock, (long)options.Lease.TotalMilliseconds, stopping);
-        foreach (var run in claimed) Start(job, run, stopping, Committed);
+        foreach (var run in claimed) Start(job, run, stopping, AlreadyCommitted);
         return claimed.Count;
     }
 
@@ -173,7 +173,7 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
         }
     }
 
-    private static readonly Task<bool> Committed = Task.FromResult(true);
+    private static readonly Task<bool> AlreadyCommitted = Task.FromResult(true);
 
     /// <param name="committed">Whether the transaction that claimed the run committed: a run claimed by its own
     /// transaction is started after it (true at once); a hand-off may start ahead of its turn's commit.</param>

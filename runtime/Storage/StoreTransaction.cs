@@ -118,7 +118,7 @@ public sealed class StoreTransaction : IAsyncDisposable
         foreach (var action in _checked)
         {
             try { action(); }
-            catch (Exception e) { lock (_checked) (_callbackErrors ??= []).Add(e); }
+            catch (Exception e) { (_callbackErrors ??= []).Add(e); } // one runner only (above); read after the commit
         }
     }
 

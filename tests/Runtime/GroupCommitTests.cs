@@ -405,7 +405,7 @@ public sealed class GroupCommitTests(PostgresDatabase database) : IClassFixture<
         });
 
         // The first group's turns are checked while their COMMIT waits for the lock.
-        await Eventually.UntilAsync(() => Task.FromResult(checkedTurns.Count(c => Volatile.Read(ref c))), n => n > 0, TimeSpan.FromSeconds(20), "a turn's writes checked");
+        await Eventually.UntilAsync(() => Task.FromResult(Enumerable.Range(0, Turns).Count(i => Volatile.Read(ref checkedTurns[i]))), n => n > 0, TimeSpan.FromSeconds(20), "a turn's writes checked");
         Assert.False(outcomes.IsCompleted);
         Assert.DoesNotContain(true, committedTurns);
 
@@ -454,8 +454,7 @@ public sealed class GroupCommitTests(PostgresDatabase database) : IClassFixture<
 
     private static async Task ExecuteAsync(System.Data.Common.DbConnection connection, string sql)
     {
-        await using var command = connection.CreateCommand();
-        command.CommandText = sql;
+        await using var command = Sql.Command(connection, null, sql);
         await command.ExecuteNonQueryAsync();
     }
 
