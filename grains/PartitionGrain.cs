@@ -366,11 +366,25 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
     private async Task SaveAsync()
     {
         var state = State;
-        EnlistWrite(tx => ReadModels.UpsertPartition(tx, state));
+        EnlistWrite(tx =>
+        {
+            // Decided as the turn's writes go out, from the state they write: a turn that leaves the row as it was
+            // (a dependent noted, a want's terms kept) writes only the grain state.
+            var row = ViewOf(state);
+            if (_committedRow is { } committed && ReferenceEquals(committed.State, state) && committed.Row == row) return;
+            ReadModels.UpsertPartition(tx, state);
+            tx.OnCommitted(() => _committedRow = (state, row));
+        });
         await WriteStateAsync();
     }
 
-    private PartitionView View() => new(GrainKey, State.Status, State.UpdatedAt, State.AvailableAt, State.JobRunId, State.Reason, State.Waiters.Count);
+    // The read-model row as this activation last committed it, with the state object it was written from: a state read
+    // again from the store (another silo's turn, a turn that failed) is another object, whose row is not known here.
+    private (PartitionState State, PartitionView Row)? _committedRow;
+
+    private PartitionView View() => ViewOf(State);
+
+    private PartitionView ViewOf(PartitionState s) => new(GrainKey, s.Status, s.UpdatedAt, s.AvailableAt, s.JobRunId, s.Reason, s.Waiters.Count);
 
     internal static PartitionStatus StatusOf(string status) => status switch
     {

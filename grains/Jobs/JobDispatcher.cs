@@ -101,22 +101,31 @@ public sealed class JobDispatcher(IDataStore store, GraphConfig graph, JobRunQue
     public async Task RunAsync(CancellationToken stopping)
     {
         _stopping = new StrongBox<CancellationToken>(stopping);
+        // Whether a look at the queue may find a run to claim. A freed slot alone does not make it so: a run to claim
+        // was queued (a wake-up, in-process or by NOTIFY), left over from the last look, or has a lease that ran out
+        // (the safety net's wake-up looks for those). Most slots free with nothing queued (a run handed off as its
+        // partition's turn committed, the usual case), and then the look is one query per job run for nothing.
+        var mayFindRuns = true;
         while (!stopping.IsCancellationRequested)
         {
             var queued = store.JobsQueued.Next;
             var freed = _slotFreed.Next;
             try
             {
-                if (FreeSlots > 0)
+                if (FreeSlots > 0 && mayFindRuns)
                 {
                     var claimable = await queue.ClaimableJobsAsync(clock.GetUtcNow().ToUnixTimeMilliseconds(), stopping);
                     await ClaimFairlyAsync(graph.Jobs.Where(j => claimable.ContainsKey(j.Label)).ToList(), claimable, stopping);
+                    mayFindRuns = claimable.Count > 0; // some may be left for the next free slot
                 }
-                await Task.WhenAny(queued, freed, Task.Delay(options.SafetyNet, stopping));
+                var safetyNet = Task.Delay(options.SafetyNet, stopping);
+                await Task.WhenAny(queued, freed, safetyNet);
+                mayFindRuns |= queued.IsCompleted || safetyNet.IsCompleted;
             }
             catch (OperationCanceledException) when (stopping.IsCancellationRequested) { }
             catch (Exception e)
             {
+                mayFindRuns = true;
                 log.LogError(e, "Claiming job runs failed; retrying");
                 try { await Task.Delay(options.SafetyNet, stopping); } catch (OperationCanceledException) { }
             }
