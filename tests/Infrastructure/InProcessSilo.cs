@@ -19,12 +19,17 @@ public sealed class InProcessSilo : IAsyncDisposable
     public HttpClient Http { get; }
     public IServiceProvider Services => _app.Services;
 
-    public static async Task<InProcessSilo> StartAsync(string store, string graphPath, TimeProvider clock)
+    /// <param name="services">Registrations that replace the silo's own (the last registration of a service wins).</param>
+    public static async Task<InProcessSilo> StartAsync(string store, string graphPath, TimeProvider clock, Action<IServiceCollection>? services = null)
     {
         var url = $"http://127.0.0.1:{PostgresServer.FreePort()}";
         var app = SiloApplication.Build(
             ["--store", store, "--urls", url, "--graph", graphPath, "--Logging:LogLevel:Default=Warning"],
-            services => services.AddSingleton(clock));
+            registrations =>
+            {
+                registrations.AddSingleton(clock);
+                services?.Invoke(registrations);
+            });
         await app.StartAsync();
         return new InProcessSilo(app, url);
     }
