@@ -73,12 +73,9 @@ public sealed class CommitJoin
     internal void SenderFinished(bool committed) => _sender.TrySetResult(committed);
 
     /// <summary>A joined turn's batch; <see cref="Done"/> completes when the group it went in has committed or failed.</summary>
-    internal sealed class Joiner(IReadOnlyList<StoreTransaction.DeferredWrite> statements, int events, Action? writesChecked, CancellationToken cancellationToken)
+    internal sealed class Joiner(Postgres.GroupCommit.Turn turn)
     {
-        public Action? WritesChecked { get; } = writesChecked;
-        public IReadOnlyList<StoreTransaction.DeferredWrite> Statements { get; } = statements;
-        public int Events { get; } = events;
-        public CancellationToken CancellationToken { get; } = cancellationToken;
+        public Postgres.GroupCommit.Turn Turn { get; } = turn;
         public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public void Follow(Task commit) => commit.ContinueWith(t =>
@@ -126,19 +123,18 @@ public sealed class JoinedTurn
     /// Commits the turn's batch in its sender's group, behind the sender; or, when the sender has already left, after
     /// the sender's commit (and not at all if the sender failed: the message this turn delivers does not exist).
     /// </summary>
-    internal async Task CommitAsync(Postgres.GroupCommit groupCommit, IReadOnlyList<StoreTransaction.DeferredWrite> statements, int events,
-        Action? writesChecked, CancellationToken cancellationToken)
+    internal async Task CommitAsync(Postgres.GroupCommit groupCommit, Postgres.GroupCommit.Turn turn)
     {
         try
         {
-            var joiner = new CommitJoin.Joiner(statements, events, writesChecked, cancellationToken);
+            var joiner = new CommitJoin.Joiner(turn);
             if (Join.TryAdd(this, joiner))
             {
                 await joiner.Done.Task;
                 return;
             }
             if (!await Join.SenderCommitted) throw new CommitJoinDeclinedException("its message was not committed");
-            await groupCommit.CommitAsync(statements, events, writesChecked, cancellationToken);
+            await groupCommit.CommitAsync(turn);
         }
         finally
         {

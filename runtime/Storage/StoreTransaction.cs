@@ -328,9 +328,10 @@ public sealed class StoreTransaction : IAsyncDisposable
             // Nothing needed an answer: the deferred batch is the whole transaction, committed with whatever
             // other turns commit at the same moment (one implicit transaction, atomic for each of them).
             var statements = TakeDeferred();
-            if (_joining is not null) await _joining.CommitAsync(_groupCommit, statements, EventsAppended, WritesChecked, cancellationToken);
-            else if (_joinable is not null) await CommitWithJoinedAsync(statements, cancellationToken);
-            else if (statements.Count > 0) await _groupCommit.CommitAsync(statements, EventsAppended, WritesChecked, cancellationToken);
+            var turn = new Postgres.GroupCommit.Turn(statements, EventsAppended, cancellationToken, WritesChecked);
+            if (_joining is not null) await _joining.CommitAsync(_groupCommit, turn);
+            else if (_joinable is not null) await CommitWithJoinedAsync(turn);
+            else if (statements.Count > 0) await _groupCommit.CommitAsync(turn);
         }
         else if (IsPostgres && statementsOnly)
         {
@@ -361,7 +362,7 @@ public sealed class StoreTransaction : IAsyncDisposable
     /// The group-commit path of a turn whose messages may join it: their turns start now, and their batches go in the
     /// same group right behind this one's. Messages not joined are delivered after the commit, as before.
     /// </summary>
-    private async Task CommitWithJoinedAsync(List<DeferredWrite> statements, CancellationToken cancellationToken)
+    private async Task CommitWithJoinedAsync(Postgres.GroupCommit.Turn turn)
     {
         var join = new CommitJoin();
         var committed = false;
@@ -372,8 +373,8 @@ public sealed class StoreTransaction : IAsyncDisposable
                 if (!tryJoin(join)) OnCommitted(afterCommit);
             _joinable = null;
             joiners = await join.GatherAsync(_groupCommit!.JoinWait);
-            var turns = new List<Postgres.GroupCommit.Turn> { new(statements, EventsAppended, cancellationToken, WritesChecked) };
-            turns.AddRange(joiners.Select(j => new Postgres.GroupCommit.Turn(j.Statements, j.Events, j.CancellationToken, j.WritesChecked)));
+            var turns = new List<Postgres.GroupCommit.Turn> { turn };
+            turns.AddRange(joiners.Select(j => j.Turn));
             var commits = _groupCommit!.CommitTogether(turns);
             for (var i = 0; i < joiners.Count; i++) joiners[i].Follow(commits[i + 1]);
             joiners = null; // each now follows its own commit

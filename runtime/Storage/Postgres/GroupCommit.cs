@@ -45,12 +45,8 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
     public async Task<System.Data.Common.DbConnection> OpenConnectionAsync(CancellationToken cancellationToken) =>
         await dataSource.OpenConnectionAsync(cancellationToken);
 
-    /// <summary>
-    /// Commits one turn's statements with whatever else is committing; completes when its group has committed.
-    /// <paramref name="writesChecked"/>: see <see cref="Turn"/>.
-    /// </summary>
-    public Task CommitAsync(IReadOnlyList<DeferredWrite> statements, int events, Action? writesChecked, CancellationToken cancellationToken) =>
-        CommitTogether([new Turn(statements, events, cancellationToken, writesChecked)])[0];
+    /// <summary>Commits one turn's statements with whatever else is committing; completes when its group has committed.</summary>
+    public Task CommitAsync(Turn turn) => CommitTogether([turn])[0];
 
     /// <summary>
     /// Commits turns queued one right behind the other, so that they normally share a group, in this order (a joined
@@ -59,7 +55,7 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
     public IReadOnlyList<Task> CommitTogether(IReadOnlyList<Turn> turns)
     {
         turns[0].CancellationToken.ThrowIfCancellationRequested();
-        var members = turns.Select(t => new Member(t.Statements, t.Events, t.CancellationToken, t.WritesChecked)).ToList();
+        var members = turns.Select(t => new Member(t)).ToList();
         bool send;
         lock (_gate)
         {
@@ -110,12 +106,12 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
         var group = new List<Member>();
         int statements = 0, events = 0;
         while (_queue.TryPeek(out var next)
-               && (group.Count == 0 || (statements + next.Statements.Count <= MaxStatementsPerGroup && events + next.Events <= MaxEventsPerGroup)))
+               && (group.Count == 0 || (statements + next.Turn.Statements.Count <= MaxStatementsPerGroup && events + next.Turn.Events <= MaxEventsPerGroup)))
         {
             _queue.Dequeue();
             group.Add(next);
-            statements += next.Statements.Count;
-            events += next.Events;
+            statements += next.Turn.Statements.Count;
+            events += next.Turn.Events;
         }
         return group;
     }
@@ -143,9 +139,9 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
         while (true)
         {
             // A turn abandoned before its group left (its silo is stopping) is not committed.
-            foreach (var cancelled in group.Where(m => m.CancellationToken.IsCancellationRequested).ToList())
+            foreach (var cancelled in group.Where(m => m.Turn.CancellationToken.IsCancellationRequested).ToList())
             {
-                cancelled.Done.TrySetCanceled(cancelled.CancellationToken);
+                cancelled.Done.TrySetCanceled(cancelled.Turn.CancellationToken);
                 group.Remove(cancelled);
             }
             if (group.Count == 0) return;
@@ -160,7 +156,7 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
             // deadlock PostgreSQL cannot see. It fails fast instead (55P03, naming its statement) and is sent again
             // alone after the rest, where it may wait like any single turn.
             if (prefixed) batch.BatchCommands.Insert(0, new NpgsqlBatchCommand(GroupLockTimeout));
-            var early = group.Any(m => m.WritesChecked is not null);
+            var early = group.Any(m => m.Turn.WritesChecked is not null);
             if (early) AddChecksBarrier(batch);
             var prefix = (prefixed ? 1 : 0) + (early ? 1 : 0);
             var started = Stopwatch.GetTimestamp();
@@ -217,7 +213,7 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
         await using var reader = await batch.ExecuteReaderAsync(CancellationToken.None);
         while (reader.FieldCount != 1 || reader.GetName(0) != ChecksPassedColumn)
             if (!await reader.NextResultAsync(CancellationToken.None)) throw new InvalidOperationException("The checks barrier's result is missing from the batch.");
-        foreach (var member in group) member.WritesChecked?.Invoke(); // (StoreTransaction's wrapper keeps an action's failure for its commit)
+        foreach (var member in group) member.Turn.WritesChecked?.Invoke(); // (StoreTransaction's wrapper keeps an action's failure for its commit)
         while (await reader.NextResultAsync(CancellationToken.None)) { } // the COMMIT's answer: durable, or failed
     }
 
@@ -245,11 +241,11 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
         var statements = new List<DeferredWrite>();
         var owners = new List<int>();
         var shifts = new List<long>();
-        var folds = merge ? ReminderTable.FoldDeliveredMessages(group.SelectMany((m, i) => m.Statements.Select(w => (i, w)))) : null;
+        var folds = merge ? ReminderTable.FoldDeliveredMessages(group.SelectMany((m, i) => m.Turn.Statements.Select(w => (i, w)))) : null;
         var shift = 0L;
         for (var i = 0; i < group.Count; i++)
         {
-            foreach (var written in group[i].Statements)
+            foreach (var written in group[i].Turn.Statements)
             {
                 var statement = written;
                 if (folds is not null && folds.TryGetValue(written, out var folded))
@@ -261,7 +257,7 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
                 owners.Add(i);
                 shifts.Add(shift);
             }
-            shift += group[i].Events;
+            shift += group[i].Turn.Events;
         }
         if (!merge) return ([.. statements.Select((s, at) => Placed(s, shifts[at]))], owners);
 
@@ -308,12 +304,10 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
         return statement with { Args = args };
     }
 
-    private sealed class Member(IReadOnlyList<DeferredWrite> statements, int events, CancellationToken cancellationToken, Action? writesChecked)
+    /// <summary>A turn waiting in the queue or in a group, and what it is told when its group has committed or failed.</summary>
+    private sealed class Member(Turn turn)
     {
-        public IReadOnlyList<DeferredWrite> Statements { get; } = statements;
-        public int Events { get; } = events;
-        public CancellationToken CancellationToken { get; } = cancellationToken;
-        public Action? WritesChecked { get; } = writesChecked;
+        public Turn Turn { get; } = turn;
         public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }
