@@ -49,20 +49,15 @@ public sealed class SiloProcess : IAsyncDisposable
         return silo;
     }
 
-    /// <summary>Declares a want for <paramref name="partitions"/> (POST /api/v1/wants) and returns its id.</summary>
-    public Task<string> CreateWantAsync(params string[] partitions) => PostWantAsync(new { partitions });
+    /// <inheritdoc cref="WantRequests.CreateWantAsync"/>
+    public Task<string> CreateWantAsync(params string[] partitions) => Http.CreateWantAsync(partitions);
 
-    /// <summary>Declares a want with the request <paramref name="body"/> (POST /api/v1/wants) and returns its id.</summary>
-    public async Task<string> PostWantAsync(object body)
-    {
-        using var created = await Http.PostAsJsonAsync("/api/v1/wants", body);
-        created.EnsureSuccessStatusCode();
-        return (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("want_id").GetString()!;
-    }
+    /// <inheritdoc cref="WantRequests.PostWantAsync"/>
+    public Task<string> PostWantAsync(object body) => Http.PostWantAsync(body);
 
-    /// <summary>The want's page (GET /api/v1/wants/{id}) once <paramref name="done"/> holds for it.</summary>
+    /// <inheritdoc cref="WantRequests.UntilWantAsync"/>
     public Task<JsonElement> UntilWantAsync(string wantId, Func<JsonElement, bool> done, TimeSpan timeout, string what) =>
-        Eventually.UntilAsync(async () => JsonDocument.Parse(await Http.GetStringAsync($"/api/v1/wants/{wantId}")).RootElement.Clone(), done, timeout, what);
+        Http.UntilWantAsync(wantId, done, timeout, what);
 
     /// <summary>Waits until an event-log long poll on this silo is waiting for an event (its /metrics say so).</summary>
     public Task WaitForWaitingLongPollAsync() =>

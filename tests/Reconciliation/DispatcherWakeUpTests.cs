@@ -1,4 +1,3 @@
-using System.Net.Http.Json;
 using System.Text.Json;
 using DataBuild.Grains.Jobs;
 using DataBuild.Tests.Infrastructure;
@@ -23,28 +22,17 @@ public sealed class DispatcherWakeUpTests(PostgresDatabase database) : IClassFix
     [Fact]
     public async Task Runs_queued_while_the_silos_only_slot_is_busy_start_as_it_frees_not_when_the_safety_net_looks()
     {
-        var first = await WantAsync("slow/first"); // runs for a second in the silo's only slot
+        var first = await _silo.Http.CreateWantAsync("slow/first"); // runs for a second in the silo's only slot
         await Eventually.UntilAsync(() => PartitionStatusAsync("slow/first"), s => s == "building", Deadline, "the first run to start");
         // Both wait for the slot: "slow" is also at its max_concurrency of 1, and is looked at again each time a slot frees
         // until it can be claimed; "leaf" has room, and its run was queued while the slot was busy.
-        var second = await WantAsync("slow/second");
-        var third = await WantAsync("leaf/third");
+        var second = await _silo.Http.CreateWantAsync("slow/second");
+        var third = await _silo.Http.CreateWantAsync("leaf/third");
         foreach (var want in new[] { first, second, third })
-            await Eventually.UntilAsync(() => WantStatusAsync(want), s => s == "satisfied", Deadline, $"want {want} to be satisfied");
+            await _silo.Http.UntilWantAsync(want, w => w.GetProperty("status").GetString() == "satisfied", Deadline, $"want {want} to be satisfied");
         Assert.Equal(1, JobTestGraph.Runs(_folder, "slow/second"));
         Assert.Equal(1, JobTestGraph.Runs(_folder, "leaf/third"));
     }
-
-    private async Task<string> WantAsync(string partition)
-    {
-        using var response = await _silo.Http.PostAsJsonAsync("/api/v1/wants", new { partitions = new[] { partition } });
-        var body = await response.Content.ReadAsStringAsync();
-        Assert.True(response.IsSuccessStatusCode, body);
-        return JsonDocument.Parse(body).RootElement.GetProperty("want_id").GetString()!;
-    }
-
-    private async Task<string?> WantStatusAsync(string want) =>
-        JsonDocument.Parse(await _silo.Http.GetStringAsync($"/api/v1/wants/{want}")).RootElement.GetProperty("status").GetString();
 
     private async Task<string?> PartitionStatusAsync(string partition) =>
         JsonDocument.Parse(await _silo.Http.GetStringAsync($"/api/v1/partitions/{Uri.EscapeDataString(partition)}")).RootElement.GetProperty("status").GetString();
