@@ -82,7 +82,9 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
             catch (Exception e)
             {
                 runtime.Log.LogReminderLoopFailed(e);
-                try { await Task.Delay(TimeSpan.FromSeconds(1), Clock, stopping); }
+                // A pause in real time before looking again (a spin guard, not a schedule): on the silo's clock, a
+                // clock that stood still (a test's) would never end it, and no reminder would fire again.
+                try { await Task.Delay(TimeSpan.FromSeconds(1), stopping); }
                 catch (OperationCanceledException) { }
             }
         }

@@ -189,6 +189,34 @@ public abstract class GrainHostConformance : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_reminder_loop_that_failed_looks_again_while_the_clock_stands_still()
+    {
+        // Regression (a CI run's flake, 2026-11-22): after a failure the loop paused for a second of the silo's clock.
+        // A clock that stopped moving (a test's) then never woke it: a reminder due now was never claimed.
+        var failed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var probe = Grains.GetGrain<IReminderProbeGrain>("after-failure");
+        Silo.Reminders.AfterNextDueRead = async () =>
+        {
+            Silo.Reminders.AfterNextDueRead = null;
+            // Written after the loop's claim and read, due now: only the loop's next look can deliver it.
+            await probe.Schedule("due-now", Clock.GetUtcNow(), TimeSpan.FromHours(1));
+            failed.TrySetResult();
+            throw new InvalidOperationException("injected failure of the reminder loop");
+        };
+        try
+        {
+            Silo.Store.PublishRemindersChanged(); // the loop looks again, and fails after its read
+            await failed.Task.WaitAsync(Deadline);
+        }
+        finally
+        {
+            Silo.Reminders.AfterNextDueRead = null;
+        }
+        await Eventually.UntilAsync(() => Task.FromResult(Log.Count), n => n >= 1, Deadline, "the reminder due now to fire without the clock moving");
+        Assert.Equal("due-now", Log.All[0].Reminder);
+    }
+
+    [Fact]
     public async Task A_periodic_reminder_ticks_each_period_until_unregistered()
     {
         var start = Clock.GetUtcNow();
