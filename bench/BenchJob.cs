@@ -91,7 +91,7 @@ internal static class BenchJob
 
     /// <summary>
     /// Compiles the job, statically linked where the machine's C library allows it: a static program skips the dynamic
-    /// loader at every exec (about 0.1-0.5 ms per process on this VM), which is the job's start-up, not the orchestrator's.
+    /// loader at every exec (0.2-0.3 ms of CPU per process on this VM), which is the job's start-up, not the orchestrator's.
     /// </summary>
     private static bool Compile(string folder)
     {
