@@ -75,10 +75,10 @@ internal static class BenchJob
         if (Kind == "native")
         {
             File.WriteAllText(Path.Combine(folder, "job.c"), CProgram);
-            if (Compile(folder))
+            if (Compile(folder) is { } linking)
             {
-                if (!_linkingShown) Console.WriteLine($"  (the benchmark job is a C program, {Linking} linked)");
-                _linkingShown = true;
+                if (_linking is null) Console.WriteLine($"  (the benchmark job is a C program, {linking} linked)");
+                _linking = linking;
                 return "job";
             }
             Console.WriteLine("  (no C compiler: the benchmark job is the bash script; see --job)");
@@ -92,23 +92,18 @@ internal static class BenchJob
     /// <summary>
     /// Compiles the job, statically linked where the machine's C library allows it: a static program skips the dynamic
     /// loader at every exec (0.2-0.3 ms of CPU per process on this VM), which is the job's start-up, not the orchestrator's.
+    /// Returns how it was linked ("statically" or "dynamically"), or null when the machine has no C compiler.
     /// </summary>
-    private static bool Compile(string folder)
+    private static string? Compile(string folder)
     {
-        if (Cc(folder, "-static") is null)
-        {
-            Linking = "statically";
-            return true;
-        }
-        if (Cc(folder) is not { } errors) return true;
-        if (errors.Length == 0) return false; // no cc on this machine
+        if (Cc(folder, "-static") is null) return "statically";
+        if (Cc(folder) is not { } errors) return "dynamically";
+        if (errors.Length == 0) return null; // no cc on this machine
         throw new InvalidOperationException($"cc failed on the benchmark job: {errors}");
     }
 
-    private static bool _linkingShown;
-
-    /// <summary>How the native job was linked ("statically" or "dynamically").</summary>
-    public static string Linking { get; private set; } = "dynamically";
+    // How the first compiled job was linked (null until then): the harness says so once.
+    private static string? _linking;
 
     /// <summary>Runs cc on job.c: null when it compiled, its output when it failed, "" when there is no cc.</summary>
     private static string? Cc(string folder, params string[] flags)
