@@ -174,7 +174,10 @@ public sealed class WantGrain(IDataStore store) : Grain<WantState>, IWantGrain, 
             // "Gone" must not overtake "waiting": withdraw the registration if it is still undelivered. (A bare
             // "waiting" sent before messages carried the want's terms makes the partition check the want's status.)
             if (message == WantGone) await UnregisterReminderFor(target, waiting);
-            await RegisterOrUpdateReminderFor(target, message == WantWaiting ? waiting : message + GrainKey, now, TimeSpan.Zero);
+            // A child want's partitions were just reported missing by a job: nearly always never stored (the next hop of
+            // a chain found through missing dependencies), so the partition's turn need not read its state first.
+            await RegisterOrUpdateReminderFor(target, message == WantWaiting ? waiting : message + GrainKey, now, TimeSpan.Zero,
+                targetLikelyNew: message == WantWaiting && State.ParentWantId is not null);
         }
     }
 

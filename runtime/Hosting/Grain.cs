@@ -44,14 +44,18 @@ public abstract class Grain
     /// durably (delivered at least once, after this turn commits, even if this silo dies). A message due now is
     /// normally delivered in this turn's own commit (<see cref="Storage.CommitJoin"/>); with
     /// <paramref name="inSendersCommit"/> false it is delivered after it instead: for a message nothing urgent waits
-    /// on, whose turn would only make this commit, and whatever waits on it, later.
+    /// on, whose turn would only make this commit, and whatever waits on it, later. With <paramref name="targetLikelyNew"/>
+    /// (the sender knows the target has most likely never been stored), a target not active here is activated for that
+    /// joined turn without reading its state, as <see cref="IGrainFactory.GetNewGrain{TGrainInterface}"/> does: if it was
+    /// stored after all, the turn's first commit fails its version check and the turn runs again on the stored state.
     /// </summary>
     protected Task<IGrainReminder> RegisterOrUpdateReminderFor(GrainId target, string reminderName, DateTimeOffset dueAt, TimeSpan period,
-        bool inSendersCommit = true)
+        bool inSendersCommit = true, bool targetLikelyNew = false)
     {
         ArgumentException.ThrowIfNullOrEmpty(reminderName);
         if (period < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(period), "A reminder period cannot be negative.");
-        Turn.ReminderChanges.Add(new ReminderChange(target, reminderName, dueAt.ToUnixTimeMilliseconds(), (long)period.TotalMilliseconds, inSendersCommit));
+        Turn.ReminderChanges.Add(new ReminderChange(target, reminderName, dueAt.ToUnixTimeMilliseconds(), (long)period.TotalMilliseconds, inSendersCommit,
+            targetLikelyNew));
         return Task.FromResult<IGrainReminder>(new GrainReminder(reminderName));
     }
 

@@ -152,7 +152,7 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
         {
             // A removal never makes anything due sooner: no loop needs waking for it.
             if (change.DueAt is not { } dueAt) ReminderTable.Delete(tx, change.Grain, change.Name);
-            else Runtime.Reminders.Schedule(tx, change.Grain, change.Name, dueAt, change.PeriodMs, change.InSendersCommit);
+            else Runtime.Reminders.Schedule(tx, change.Grain, change.Name, dueAt, change.PeriodMs, change.InSendersCommit, change.TargetLikelyNew);
         }
         store.Events.AppendDeferred(tx, turn.Events);
         if (turn.Delivery?.NextDueAt is not null) tx.OnCommitted(store.RemindersChanged.Pulse);

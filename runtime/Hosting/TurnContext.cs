@@ -5,8 +5,11 @@ namespace DataBuild.Runtime.Hosting;
 
 internal enum StateWrite { None, Write, Clear }
 
-/// <summary>A reminder registration (DueAt set) or removal (DueAt null) made during a turn; whether a message may join its sender's commit.</summary>
-internal sealed record ReminderChange(GrainId Grain, string Name, long? DueAt, long PeriodMs, bool InSendersCommit = true);
+/// <summary>
+/// A reminder registration (DueAt set) or removal (DueAt null) made during a turn; whether a message may join its sender's
+/// commit, and whether its target is most likely a grain never stored (its joined turn then skips reading its state).
+/// </summary>
+internal sealed record ReminderChange(GrainId Grain, string Name, long? DueAt, long PeriodMs, bool InSendersCommit = true, bool TargetLikelyNew = false);
 
 /// <summary>
 /// A claimed reminder being delivered by this turn, and where its schedule goes next (null: done). A message delivered

@@ -102,9 +102,11 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
     /// reminder loops to claim; after the commit they are told only if it falls due before this silo's loop would
     /// look again anyway (a reminder due later needs no wake-up: the loop that sleeps until then claims it).
     /// A message due now may be delivered in its sender's commit (<see cref="TryStartJoined"/>) unless
-    /// <paramref name="inSendersCommit"/> is false.
+    /// <paramref name="inSendersCommit"/> is false; <paramref name="targetLikelyNew"/>: that turn activates the grain without
+    /// reading its state (see <see cref="Hosting.Grain.RegisterOrUpdateReminderFor"/>).
     /// </summary>
-    public void Schedule(StoreTransaction transaction, GrainId grain, string name, long dueAt, long periodMs, bool inSendersCommit = true)
+    public void Schedule(StoreTransaction transaction, GrainId grain, string name, long dueAt, long periodMs, bool inSendersCommit = true,
+        bool targetLikelyNew = false)
     {
         var now = Clock.GetUtcNow().ToUnixTimeMilliseconds();
         if (periodMs != 0 || dueAt > now || _closed || !_slots.Wait(0))
@@ -119,7 +121,7 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
         var leaseUntil = now + (long)options.ReminderLease.TotalMilliseconds;
         var claim = ReminderTable.UpsertLeased(transaction, grain, name, dueAt, siloId, leaseUntil, Random.Shared.NextInt64(1L << 40, 1L << 62));
         var joined = false;
-        if (inSendersCommit) transaction.OnCommittedOrJoined(() => StartReserved(claim), join => joined = TryStartJoined(claim, join));
+        if (inSendersCommit) transaction.OnCommittedOrJoined(() => StartReserved(claim), join => joined = TryStartJoined(claim, join, targetLikelyNew));
         else transaction.OnCommitted(() => StartReserved(claim));
         transaction.OnAbandoned(() =>
         {
@@ -130,23 +132,23 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
     /// <summary>
     /// Starts the message's turn now, ahead of its sender's commit, to commit in the sender's group
     /// (<see cref="CommitJoin"/>): when the grain is active here and idle, or not active here at all (it is activated
-    /// first: one read of its own state, while the sender's batch waits), so that the sender never waits for another
-    /// turn.
+    /// first: one read of its own state while the sender's batch waits, or none with <paramref name="assumeNew"/>), so
+    /// that the sender never waits for another turn.
     /// </summary>
-    private bool TryStartJoined(ReminderRow claim, CommitJoin join)
+    private bool TryStartJoined(ReminderRow claim, CommitJoin join, bool assumeNew)
     {
         if (_closed || !runtime.Catalog.IsIdleOrAbsent(claim.Grain)) return false;
         var turn = join.Expect();
-        Track(() => DeliverJoinedAsync(claim, turn));
+        Track(() => DeliverJoinedAsync(claim, turn, assumeNew));
         return true;
     }
 
-    private async Task DeliverJoinedAsync(ReminderRow claim, JoinedTurn turn)
+    private async Task DeliverJoinedAsync(ReminderRow claim, JoinedTurn turn, bool assumeNew)
     {
         JoinedTurn.Current = turn;
         try
         {
-            await ReceiveAsync(new ReminderDelivery(claim, null, turn));
+            await ReceiveAsync(new ReminderDelivery(claim, null, turn), assumeNew);
             DataBuildMetrics.ReminderDelivery("joined");
             return;
         }
@@ -247,7 +249,7 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
     }
 
     /// <summary>The delivery's turn: the grain's <see cref="IRemindable.ReceiveReminder"/>, committed with the claim's completion.</summary>
-    private Task<bool> ReceiveAsync(ReminderDelivery delivery)
+    private Task<bool> ReceiveAsync(ReminderDelivery delivery, bool assumeNew = false)
     {
         var claim = delivery.Claim;
         var status = new TickStatus(
@@ -260,7 +262,7 @@ internal sealed class ReminderService(GrainRuntime runtime, SiloHostOptions opti
                 throw new InvalidOperationException($"Grain {claim.Grain} received reminder '{claim.Name}' but does not implement IRemindable.");
             await remindable.ReceiveReminder(claim.Name, status);
             return true;
-        }, delivery);
+        }, delivery, assumeNew);
     }
 
     /// <summary>1 s, 2 s, 4 s … up to a minute between attempts.</summary>

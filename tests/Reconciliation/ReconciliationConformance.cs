@@ -292,6 +292,30 @@ public sealed class PostgresReconciliationTests(PostgresDatabase database) : Rec
         e.GetProperty("type").GetString() == "partition_status_changed"
         && e.GetProperty("partition_status_changed").GetProperty("status").GetString()!.EndsWith(status, StringComparison.Ordinal);
 
+    /// <summary>
+    /// A missing dependency is nearly always a partition never stored, so its turn in the child want's commit is run
+    /// without reading its state first. One that was stored (here: it failed for good before, and is no longer active)
+    /// must still be taken from its stored state, never as a new partition: its history goes on from "failed".
+    /// </summary>
+    [Fact]
+    public async Task A_missing_dependency_that_failed_before_is_dispatched_again_from_its_stored_state()
+    {
+        var first = await WantAsync("broken/again");
+        await UntilStatusAsync(first, "failed");
+        Assert.Equal(2, JobTestGraph.Runs(Folder, "broken/again")); // one retry
+        await Services.GetRequiredService<DataBuild.Runtime.Hosting.SiloHost>().CollectIdleAsync(TimeSpan.Zero);
+
+        var dependent = await WantAsync("nb/again");
+        var failed = await UntilStatusAsync(dependent, "failed");
+
+        Assert.Contains("broken/again", failed.GetProperty("reason").GetString());
+        Assert.Equal(4, JobTestGraph.Runs(Folder, "broken/again")); // dispatched again for the child want, with its retry
+        var events = (await GetAsync("/api/v1/events?partition=broken%2Fagain&limit=100")).GetProperty("events").EnumerateArray();
+        var toBuilding = events.Where(e => IsStatusChange(e, "BUILDING"))
+            .Select(e => e.GetProperty("partition_status_changed").GetProperty("previous_status").GetString()!.Split('_')[^1]).ToList();
+        Assert.Equal(["MISSING", "BUILDING", "FAILED", "BUILDING"], toBuilding);
+    }
+
     [Fact]
     public async Task A_run_whose_partition_cannot_take_its_outcome_still_has_its_outcome_recorded()
     {
