@@ -28,6 +28,12 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
     /// </summary>
     public bool LockEachTurn { get; set; }
 
+    /// <summary>
+    /// Activated without reading its state (assumed new), and no turn's commit has confirmed that yet. A turn that fails
+    /// on it leaves the guess unconfirmed, so it is dropped (<see cref="IsDefunct"/>) and the next turn reads.
+    /// </summary>
+    public bool AssumedNew { get; private set; }
+
     /// <summary>PostgreSQL, where several silos may hold activations of one grain: turns are fenced or locked.</summary>
     private bool Shared => Persistent is not null && Runtime.LockStatePerTurn;
 
@@ -37,7 +43,11 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
     public async Task ActivateAsync(bool assumeNew, CancellationToken cancellationToken)
     {
         Instance.Activation = this;
-        if (assumeNew) Adopt(null); // version 0, a new state: the first commit's version check confirms it
+        if (assumeNew)
+        {
+            Adopt(null); // version 0, a new state: the first commit's version check confirms it
+            AssumedNew = true;
+        }
         else if (Persistent is not null)
         {
             // An activation for a turn run ahead of its message's commit (CommitJoin) may still read its own stored
@@ -89,6 +99,7 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
                 }
                 result = await body();
                 await CommitAsync(turn, cancellationToken);
+                if (turn.HasWrites) AssumedNew = false; // its version check held
             }
             catch (Exception e)
             {
@@ -96,6 +107,8 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
                 // Nothing of a failed turn survives: not in the database (rolled back) nor in memory.
                 Adopt(_version, _committedPayload);
                 if (e is InconsistentStateException stale && stale.Grain == Id) IsDefunct = true; // not for a nested call's conflict
+                // Declined (it needed to read), abandoned with its sender, refused: the next turn reads what is stored.
+                if (AssumedNew) IsDefunct = true;
                 throw;
             }
             finally

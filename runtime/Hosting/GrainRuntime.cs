@@ -67,12 +67,14 @@ internal sealed class GrainRuntime : IGrainFactory
         // The grain called could be the message's sender, whose turn is waiting for this one's batch.
         if (!chain.IsEmpty) JoinedTurn.ThrowIfSpeculating("call another grain");
         var refused = false;
+        var guessedWrong = false;
         for (var attempt = 0; ; attempt++)
         {
             // Only the first attempt may assume a new grain: a retry follows a conflict, so something is stored.
             var activation = await Catalog.GetOrActivateAsync(id, assumeNew && attempt == 0, Killed);
-            // After a conflict, the retry locks: two silos' activations then take turns instead of failing again.
-            var afterConflict = attempt > (refused ? 1 : 0);
+            // After a conflict, the retry locks: two silos' activations then take turns instead of failing again. A grain
+            // assumed new that was stored after all is no conflict: its retry reads, and does not lock from then on.
+            var afterConflict = attempt > (refused ? 1 : 0) + (guessedWrong ? 1 : 0);
             if (afterConflict) activation.LockEachTurn = true;
             try
             {
@@ -88,7 +90,8 @@ internal sealed class GrainRuntime : IGrainFactory
             }
             catch (InconsistentStateException e) when (!afterConflict && e.Grain == id)
             {
-                Log.LogInconsistentState(e.Grain, e.Message);
+                if (activation.AssumedNew) guessedWrong = true;
+                else Log.LogInconsistentState(e.Grain, e.Message);
                 Catalog.Drop(activation);
             }
         }

@@ -295,11 +295,14 @@ public sealed class PostgresReconciliationTests(PostgresDatabase database) : Rec
     /// <summary>
     /// A missing dependency is nearly always a partition never stored, so its turn in the child want's commit is run
     /// without reading its state first. One that was stored (here: it failed for good before, and is no longer active)
-    /// must still be taken from its stored state, never as a new partition: its history goes on from "failed".
+    /// must still be taken from its stored state, never as a new partition: its history goes on from "failed". The wrong
+    /// guess is not a conflict with another silo: the partition is not left taking a lock at every turn, so a want's
+    /// message to it still joins the want's commit (a locking activation declines it).
     /// </summary>
     [Fact]
     public async Task A_missing_dependency_that_failed_before_is_dispatched_again_from_its_stored_state()
     {
+        WaitLongForJoinedTurns();
         var first = await WantAsync("broken/again");
         await UntilStatusAsync(first, "failed");
         Assert.Equal(2, JobTestGraph.Runs(Folder, "broken/again")); // one retry
@@ -314,6 +317,18 @@ public sealed class PostgresReconciliationTests(PostgresDatabase database) : Rec
         var toBuilding = events.Where(e => IsStatusChange(e, "BUILDING"))
             .Select(e => e.GetProperty("partition_status_changed").GetProperty("previous_status").GetString()!.Split('_')[^1]).ToList();
         Assert.Equal(["MISSING", "BUILDING", "FAILED", "BUILDING"], toBuilding);
+
+        // Once every word about the last build has been delivered (the child want has left the partition), the partition
+        // is idle and a new want's message to it may join the want's commit.
+        await Eventually.UntilAsync(() => GetAsync("/api/v1/partitions/broken%2Fagain"), p => p.GetProperty("waiting_wants").GetInt32() == 0,
+            Deadline, "the child want to have left broken/again");
+        var third = await WantAsync("broken/again");
+        await UntilStatusAsync(third, "failed");
+        var later = (await GetAsync("/api/v1/events?partition=broken%2Fagain&limit=100")).GetProperty("events").EnumerateArray().ToList();
+        var created = later.Single(e => e.GetProperty("type").GetString() == "want_create" && e.GetProperty("want_create").GetProperty("want_id").GetString() == third)
+            .GetProperty("index").GetInt64();
+        var building = later.Where(e => IsStatusChange(e, "BUILDING")).Select(e => e.GetProperty("index").GetInt64()).Where(i => i > created).Min(); // not its retry's
+        Assert.Equal(created >> 16, building >> 16); // the same transaction: the partition's turn joined the want's commit
     }
 
     [Fact]
