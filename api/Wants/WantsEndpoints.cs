@@ -37,8 +37,9 @@ public static class WantsEndpoints
         {
             var key = IdempotencyKey(http.Request);
             var (body, raw) = await RequestBody.ReadJsonAsync(http.Request, cancellationToken);
-            var hash = Convert.ToHexString(SHA256.HashData(raw));
-            if (key is not null && await ReplayAsync(http, queries, key, hash, cancellationToken) is { } replay) return replay;
+            // The body's hash tells a replay from a reuse of the key with another body; without a key nothing reads it.
+            var hash = key is null ? null : Convert.ToHexString(SHA256.HashData(raw));
+            if (key is not null && await ReplayAsync(http, queries, key, hash!, cancellationToken) is { } replay) return replay;
 
             var request = WantRequest.Parse(body, owners, clock);
             var wantId = Guid.NewGuid().ToString();
@@ -51,7 +52,7 @@ public static class WantsEndpoints
             catch (IdempotencyKeyTakenException) when (key is not null)
             {
                 // A concurrent request with the same key committed first: answer as it was answered.
-                return await ReplayAsync(http, queries, key, hash, cancellationToken)
+                return await ReplayAsync(http, queries, key, hash!, cancellationToken)
                     ?? throw new InvalidOperationException($"Idempotency-Key '{key}' was taken but cannot be read back.");
             }
             return Results.Json(ApiJson.From(view), ApiJson.Options, statusCode: StatusCodes.Status201Created)

@@ -12,7 +12,7 @@ public sealed record StoredState(long Version, byte[] Payload);
 /// Versioned grain state, as Orleans' ADO.NET <c>WriteToStorage</c>: a write succeeds only on the version
 /// the writer last saw; otherwise <see cref="InconsistentStateException"/>.
 /// </summary>
-public sealed class GrainStateTable(IDataStore store)
+public sealed class GrainStateTable(IDataStore store, Postgres.GrainStateReads? batchedReads = null)
 {
     /// <summary>
     /// Reads a grain's state. Inside a PostgreSQL transaction with <paramref name="forUpdate"/>, the grain stays
@@ -26,6 +26,11 @@ public sealed class GrainStateTable(IDataStore store)
         {
             if (transaction is not null && forUpdate && transaction.IsPostgres())
                 return await LockAndReadAsync(transaction, id, select, cancellationToken);
+            if (transaction is null && batchedReads is not null)
+            {
+                JoinedTurn.ThrowIfSpeculating("read the database");
+                return await batchedReads.ReadAsync(id, cancellationToken);
+            }
             DbCommand command;
             if (transaction is not null)
                 command = transaction.Command(select, id.Type, id.Key);

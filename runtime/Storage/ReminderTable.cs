@@ -61,8 +61,13 @@ public sealed class ReminderTable(IDataStore store)
     public static void Delete(StoreTransaction transaction, GrainId grain, string name) => transaction.Defer(DeleteWrite(grain, name));
 
     private static StoreTransaction.DeferredWrite DeleteWrite(GrainId grain, string name) =>
-        new("DELETE FROM reminders WHERE grain_type = $1 AND grain_key = $2 AND name = $3", [grain.Type, grain.Key, name], null, null, null,
-            Reminder: new RowWrite(grain, name, null, null));
+        new(Deletes.Sql, [grain.Type, grain.Key, name], null, null, null, Merge: Deletes.Merge, Reminder: new RowWrite(grain, name, null, null));
+
+    // Unchecked removals: under ingest, most are the folds of messages sent and delivered within one group
+    // (FoldDeliveredMessages), about one a want; a group commit sends them as one statement (012_reminders_delete_all.sql).
+    private static readonly MergeableWrite Deletes = new(
+        "DELETE FROM reminders WHERE grain_type = $1 AND grain_key = $2 AND name = $3",
+        "SELECT databuild_reminders_delete_all($1, $2, $3)", NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Text);
 
     /// <summary>
     /// The reminder row a deferred write changes: a one-shot message <paramref name="Sent"/> leased with that token, the

@@ -23,7 +23,7 @@ public sealed class BenchHarnessTests : IDisposable
 
         var entries = JsonDocument.Parse(await File.ReadAllTextAsync(results)).RootElement.EnumerateArray().ToList();
         var names = entries.Select(e => e.GetProperty("name").GetString()).ToList();
-        foreach (var expected in new[] { "grain_turns_persisted_postgres", "ingest_wants_postgres", "sla_lateness_p99", "ingest_wants_sqlite", "dispatch_latency_p50", "dispatch_latency_p99" })
+        foreach (var expected in new[] { "grain_turns_persisted_postgres", "ingest_wants_postgres", "ingest_http_floor", "sla_lateness_p99", "ingest_wants_sqlite", "dispatch_latency_p50", "dispatch_latency_p99" })
             Assert.Contains(expected, names);
         Assert.All(entries, e => Assert.True(e.GetProperty("value").GetDouble() > 0, $"{e.GetProperty("name")} measured nothing"));
         Assert.All(entries.Where(e => e.GetProperty("baseline").ValueKind == JsonValueKind.Number), e => Assert.True(e.GetProperty("ratio").GetDouble() > 0));

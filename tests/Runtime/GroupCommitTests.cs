@@ -375,6 +375,39 @@ public sealed class GroupCommitTests(PostgresDatabase database) : IClassFixture<
     }
 
     /// <summary>
+    /// Unchecked removals of reminders by turns that commit together are sent as one statement (012); each turn's removal
+    /// must still be all or nothing with the rest of its turn, and the statement must remove exactly the rows named.
+    /// </summary>
+    [Fact]
+    public async Task Reminders_removed_by_turns_committed_at_once_are_gone_except_those_of_a_turn_that_failed()
+    {
+        await using var store = await StoreWithTakenKeyAsync();
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        GrainId Grain(int i) => new("probe", $"g{i}");
+        await using (var setup = await store.BeginTurnAsync())
+        {
+            for (var i = 0; i < Turns; i++)
+            {
+                ReminderTable.Upsert(setup, Grain(i), "ttl", now + 60_000, 0);
+                ReminderTable.Upsert(setup, Grain(i), "sla", now + 30_000, 0);
+            }
+            await setup.CommitAsync();
+        }
+
+        var outcomes = await CommitAtOnceAsync(store, (tx, i) =>
+        {
+            ReminderTable.Delete(tx, Grain(i), "ttl");
+            ReminderTable.Delete(tx, Grain(i), "never-registered");
+            ClaimKey(tx, i == CheckFails ? "taken" : $"k{i}", $"w{i}");
+        });
+
+        Assert.IsType<KeyTakenException>(outcomes[CheckFails]);
+        Assert.All(outcomes.Where((_, i) => i != CheckFails), Assert.Null);
+        for (var i = 0; i < Turns; i++)
+            Assert.Equal(i == CheckFails ? ["sla", "ttl"] : ["sla"], (await store.Reminders.ListAsync(Grain(i))).Select(r => r.Name));
+    }
+
+    /// <summary>
     /// What lets a job's process start while its hand-off is still being made durable: a turn's OnWritesChecked action
     /// runs once the server has applied and checked every write of its group, before the COMMIT has finished, and never
     /// for a turn whose writes fail.

@@ -18,6 +18,7 @@ public sealed class PostgresStore : IDataStore
     private readonly NpgsqlDataSource _dataSource;
     private readonly PostgresNotifications _notifications;
     private readonly GroupCommit _groupCommit;
+    private readonly GrainStateReads _grainStateReads;
 
     public PostgresStore(StoreLocation location, TimeProvider clock, ILoggerFactory? loggers = null)
     {
@@ -35,6 +36,7 @@ public sealed class PostgresStore : IDataStore
         _notifications = new PostgresNotifications(_dataSource, logger, [EventsChannel, RemindersChannel, JobsChannel]);
         Events = new PostgresEventLog(clock, _dataSource, () => _notifications.Publish(EventsChannel));
         _groupCommit = new GroupCommit(_dataSource);
+        _grainStateReads = new GrainStateReads(_dataSource);
     }
 
     public StoreLocation Location { get; }
@@ -50,7 +52,7 @@ public sealed class PostgresStore : IDataStore
     }
     public IEventLog Events { get; }
     public ChangeSignal EventsAppended => _notifications.Signal(EventsChannel);
-    public GrainStateTable GrainStates => new(this);
+    public GrainStateTable GrainStates => new(this, _grainStateReads);
     public ReminderTable Reminders => new(this);
     public MembershipTable Membership => new(this);
     public ChangeSignal RemindersChanged => _notifications.Signal(RemindersChannel);

@@ -1,0 +1,105 @@
+using DataBuild.Runtime.Hosting;
+using Npgsql;
+
+namespace DataBuild.Runtime.Storage.Postgres;
+
+/// <summary>
+/// Reads of grain states outside any transaction (an activation's first read), sent together: the reads asked for
+/// while earlier ones are on their way go as the next batch, one statement per grain type (<c>grain_key = ANY($2)</c>,
+/// a scan of the primary key). No timer: a read asked for when fewer than <see cref="MaxInFlight"/> batches are out
+/// goes at once. Under ingest each new want activates its partition, so one statement and one pooled connection
+/// serve many activations instead of one each.
+/// </summary>
+public sealed class GrainStateReads(NpgsqlDataSource dataSource)
+{
+    /// <summary>Batches on their way at once, as for group commit: one executed while the next is sent.</summary>
+    public const int MaxInFlight = 2;
+
+    // Far below what a statement's array can hold; a batch larger than this waits for the next.
+    private const int MaxPerBatch = 1_000;
+
+    private const string One = "SELECT version, payload FROM grain_state WHERE grain_type = $1 AND grain_key = $2";
+    private const string Many = "SELECT grain_key, version, payload FROM grain_state WHERE grain_type = $1 AND grain_key = ANY($2)";
+
+    private readonly Lock _gate = new();
+    private readonly Queue<Pending> _queue = new();
+    private int _inFlight;
+
+    internal Task<StoredState?> ReadAsync(GrainId id, CancellationToken cancellationToken)
+    {
+        var pending = new Pending(id);
+        bool send;
+        lock (_gate)
+        {
+            _queue.Enqueue(pending);
+            send = _inFlight < MaxInFlight;
+            if (send) _inFlight++;
+        }
+        // The sender answers every read it takes, whatever happens; nothing queued is left behind, because a sender
+        // only stops once it has found the queue empty under the lock.
+        if (send) _ = Task.Run(SendWhileQueuedAsync, CancellationToken.None);
+        return pending.Result.Task.WaitAsync(cancellationToken);
+    }
+
+    private async Task SendWhileQueuedAsync()
+    {
+        while (true)
+        {
+            List<Pending> batch;
+            lock (_gate)
+            {
+                if (_queue.Count == 0)
+                {
+                    _inFlight--;
+                    return;
+                }
+                batch = new List<Pending>(Math.Min(_queue.Count, MaxPerBatch));
+                while (batch.Count < MaxPerBatch && _queue.TryDequeue(out var next)) batch.Add(next);
+            }
+            try
+            {
+                await SendAsync(batch);
+            }
+            catch (Exception e)
+            {
+                foreach (var pending in batch) pending.Result.TrySetException(e);
+            }
+        }
+    }
+
+    private async Task SendAsync(List<Pending> batch)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync();
+        if (batch.Count == 1)
+        {
+            var id = batch[0].Id;
+            await using var command = new NpgsqlCommand(One, connection) { Parameters = { new() { Value = id.Type }, new() { Value = id.Key } } };
+            await using var reader = await command.ExecuteReaderAsync();
+            batch[0].Result.TrySetResult(await reader.ReadAsync() ? new StoredState(reader.GetInt64(0), (byte[])reader[1]) : null);
+            return;
+        }
+        var byType = batch.GroupBy(p => p.Id.Type).ToList();
+        await using var statements = new NpgsqlBatch(connection);
+        foreach (var type in byType)
+            statements.BatchCommands.Add(new NpgsqlBatchCommand(Many)
+            {
+                Parameters = { new() { Value = type.Key }, new() { Value = type.Select(p => p.Id.Key).Distinct().ToArray() } },
+            });
+        var found = new Dictionary<GrainId, StoredState>();
+        await using (var reader = await statements.ExecuteReaderAsync())
+        {
+            foreach (var type in byType)
+            {
+                while (await reader.ReadAsync()) found[new GrainId(type.Key, reader.GetString(0))] = new StoredState(reader.GetInt64(1), (byte[])reader[2]);
+                await reader.NextResultAsync();
+            }
+        }
+        foreach (var pending in batch) pending.Result.TrySetResult(found.GetValueOrDefault(pending.Id));
+    }
+
+    private sealed class Pending(GrainId id)
+    {
+        public GrainId Id { get; } = id;
+        public TaskCompletionSource<StoredState?> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+}
