@@ -14,18 +14,23 @@ public sealed record StoredState(long Version, byte[] Payload);
 /// </summary>
 public sealed class GrainStateTable(IDataStore store, Postgres.GrainStateReads? batchedReads = null)
 {
+    /// <summary>One grain's state by its key (<see cref="Postgres.GrainStateReads"/> sends it for a batch of one).</summary>
+    internal const string SelectOne = "SELECT version, payload FROM grain_state WHERE grain_type = $1 AND grain_key = $2";
+
+    /// <summary>The state in the reader's current row, from column <paramref name="at"/> on: version, payload.</summary>
+    internal static StoredState StateAt(DbDataReader reader, int at) => new(reader.GetInt64(at), (byte[])reader[at + 1]);
+
     /// <summary>
     /// Reads a grain's state. Inside a PostgreSQL transaction with <paramref name="forUpdate"/>, the grain stays
     /// locked until the transaction ends, so activations on other silos wait their turn.
     /// </summary>
     public async Task<StoredState?> ReadAsync(StoreTransaction? transaction, GrainId id, bool forUpdate, CancellationToken cancellationToken = default)
     {
-        const string select = "SELECT version, payload FROM grain_state WHERE grain_type = $1 AND grain_key = $2";
         DbConnection? own = null;
         try
         {
             if (transaction is not null && forUpdate && transaction.IsPostgres())
-                return await LockAndReadAsync(transaction, id, select, cancellationToken);
+                return await LockAndReadAsync(transaction, id, cancellationToken);
             if (transaction is null && batchedReads is not null)
             {
                 JoinedTurn.ThrowIfSpeculating("read the database");
@@ -33,13 +38,13 @@ public sealed class GrainStateTable(IDataStore store, Postgres.GrainStateReads? 
             }
             DbCommand command;
             if (transaction is not null)
-                command = transaction.Command(select, id.Type, id.Key);
+                command = transaction.Command(SelectOne, id.Type, id.Key);
             else
-                command = Sql.Command(own = await store.OpenConnectionAsync(cancellationToken), null, select, id.Type, id.Key);
+                command = Sql.Command(own = await store.OpenConnectionAsync(cancellationToken), null, SelectOne, id.Type, id.Key);
             await using (command)
             await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
             {
-                return await reader.ReadAsync(cancellationToken) ? new StoredState(reader.GetInt64(0), (byte[])reader[1]) : null;
+                return await reader.ReadAsync(cancellationToken) ? StateAt(reader, 0) : null;
             }
         }
         finally
@@ -54,10 +59,10 @@ public sealed class GrainStateTable(IDataStore store, Postgres.GrainStateReads? 
     /// transaction id until it writes, so an open turn does not hold back the event log's watermark, and the
     /// lock ends with the transaction if the connection dies.
     /// </summary>
-    private static Task<StoredState?> LockAndReadAsync(StoreTransaction transaction, GrainId id, string select, CancellationToken cancellationToken) =>
+    private static Task<StoredState?> LockAndReadAsync(StoreTransaction transaction, GrainId id, CancellationToken cancellationToken) =>
         transaction.LockThenQueryAsync(TurnLockKey(id),
-            async reader => await reader.ReadAsync(cancellationToken) ? new StoredState(reader.GetInt64(0), (byte[])reader[1]) : null,
-            cancellationToken, select, id.Type, id.Key);
+            async reader => await reader.ReadAsync(cancellationToken) ? StateAt(reader, 0) : null,
+            cancellationToken, SelectOne, id.Type, id.Key);
 
     /// <summary>
     /// Writes on <paramref name="expectedVersion"/> (0: the grain has no row yet), deferred to the transaction's

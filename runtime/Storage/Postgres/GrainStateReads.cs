@@ -13,12 +13,11 @@ namespace DataBuild.Runtime.Storage.Postgres;
 public sealed class GrainStateReads(NpgsqlDataSource dataSource)
 {
     /// <summary>Batches on their way at once, as for group commit: one executed while the next is sent.</summary>
-    public const int MaxInFlight = 2;
+    private const int MaxInFlight = 2;
 
     // Far below what a statement's array can hold; a batch larger than this waits for the next.
     private const int MaxPerBatch = 1_000;
 
-    private const string One = "SELECT version, payload FROM grain_state WHERE grain_type = $1 AND grain_key = $2";
     private const string Many = "SELECT grain_key, version, payload FROM grain_state WHERE grain_type = $1 AND grain_key = ANY($2)";
 
     private readonly Lock _gate = new();
@@ -73,9 +72,9 @@ public sealed class GrainStateReads(NpgsqlDataSource dataSource)
         if (batch.Count == 1)
         {
             var id = batch[0].Id;
-            await using var command = new NpgsqlCommand(One, connection) { Parameters = { new() { Value = id.Type }, new() { Value = id.Key } } };
+            await using var command = new NpgsqlCommand(GrainStateTable.SelectOne, connection) { Parameters = { new() { Value = id.Type }, new() { Value = id.Key } } };
             await using var reader = await command.ExecuteReaderAsync();
-            batch[0].Result.TrySetResult(await reader.ReadAsync() ? new StoredState(reader.GetInt64(0), (byte[])reader[1]) : null);
+            batch[0].Result.TrySetResult(await reader.ReadAsync() ? GrainStateTable.StateAt(reader, 0) : null);
             return;
         }
         var byType = batch.GroupBy(p => p.Id.Type).ToList();
@@ -90,7 +89,7 @@ public sealed class GrainStateReads(NpgsqlDataSource dataSource)
         {
             foreach (var type in byType)
             {
-                while (await reader.ReadAsync()) found[new GrainId(type.Key, reader.GetString(0))] = new StoredState(reader.GetInt64(1), (byte[])reader[2]);
+                while (await reader.ReadAsync()) found[new GrainId(type.Key, reader.GetString(0))] = GrainStateTable.StateAt(reader, 1);
                 await reader.NextResultAsync();
             }
         }
