@@ -44,6 +44,9 @@ internal sealed class GrainCatalog(GrainRuntime runtime)
     /// </summary>
     public bool IsIdleOrAbsent(GrainId id) => !_activations.TryGetValue(id, out var entry) || Activated(entry) is { IsIdle: true };
 
+    /// <summary>True when the grain is active here and takes its row lock at every turn (after a conflict with another silo).</summary>
+    public bool LocksEachTurn(GrainId id) => _activations.TryGetValue(id, out var entry) && Activated(entry) is { LockEachTurn: true };
+
     /// <summary>The entry's activation once it has activated; null while activating or after a failed activation.</summary>
     private static GrainActivation? Activated(Lazy<Task<GrainActivation>> entry) =>
         entry.IsValueCreated && entry.Value.IsCompletedSuccessfully ? entry.Value.Result : null;

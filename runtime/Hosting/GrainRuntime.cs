@@ -67,15 +67,15 @@ internal sealed class GrainRuntime : IGrainFactory
         // The grain called could be the message's sender, whose turn is waiting for this one's batch.
         if (!chain.IsEmpty) JoinedTurn.ThrowIfSpeculating("call another grain");
         var refused = false;
-        var guessedWrong = false;
+        // Only a write refused on a stale version is a conflict (with another silo's activation). A retry because the
+        // activation was collected or dropped under the call, refused by an optimistic check, or wrongly assumed new is not.
+        var conflicted = false;
         for (var attempt = 0; ; attempt++)
         {
             // Only the first attempt may assume a new grain: a retry follows a conflict, so something is stored.
             var activation = await Catalog.GetOrActivateAsync(id, assumeNew && attempt == 0, Killed);
-            // After a conflict, the retry locks: two silos' activations then take turns instead of failing again. A grain
-            // assumed new that was stored after all is no conflict: its retry reads, and does not lock from then on.
-            var afterConflict = attempt > (refused ? 1 : 0) + (guessedWrong ? 1 : 0);
-            if (afterConflict) activation.LockEachTurn = true;
+            // After a conflict, the retry locks: two silos' activations then take turns instead of failing again.
+            if (conflicted) activation.LockEachTurn = true;
             try
             {
                 return await activation.RunTurnAsync(() => call(activation.Instance), delivery, Killed, afterRefusal: refused);
@@ -88,10 +88,14 @@ internal sealed class GrainRuntime : IGrainFactory
             {
                 // collected or dropped between lookup and turn: look it up again
             }
-            catch (InconsistentStateException e) when (!afterConflict && e.Grain == id)
+            catch (InconsistentStateException e) when (!conflicted && e.Grain == id)
             {
-                if (activation.AssumedNew) guessedWrong = true;
-                else Log.LogInconsistentState(e.Grain, e.Message);
+                if (activation.AssumedNew) assumeNew = false; // stored after all: the retry reads it
+                else
+                {
+                    Log.LogInconsistentState(e.Grain, e.Message);
+                    conflicted = true;
+                }
                 Catalog.Drop(activation);
             }
         }

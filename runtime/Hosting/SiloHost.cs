@@ -73,6 +73,9 @@ public sealed class SiloHost : IAsyncDisposable
         _loops.Add(Task.Run(CollectLoopAsync));
     }
 
+    /// <summary>True when the grain is active here and takes its row lock at every turn (after a conflict with another silo).</summary>
+    internal bool LocksEachTurn(GrainId id) => _runtime.Catalog.LocksEachTurn(id);
+
     /// <summary>Deactivates activations idle longer than the idle timeout now (the collector does this periodically).</summary>
     public Task<int> CollectIdleAsync(TimeSpan? idleFor = null) => _runtime.Catalog.CollectAsync(idleFor ?? _options.IdleTimeout, _stopping.Token);
 

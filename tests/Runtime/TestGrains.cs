@@ -12,6 +12,8 @@ public interface ICounterGrain : IGrainWithStringKey
     Task IncrementThenFail();
     /// <summary>Increments; on a first run (not a retry after a refusal) also adds 100 and has its commit refused.</summary>
     Task<long> IncrementRefusedOnce();
+    /// <summary>Increments once <paramref name="release"/> completes; <paramref name="entered"/> is set when its turn has begun.</summary>
+    Task<long> IncrementOnceReleased(TaskCompletionSource entered, Task release);
 }
 
 public sealed class CounterState
@@ -30,6 +32,13 @@ public sealed class CounterGrain(Deactivations deactivations) : Grain<CounterSta
     }
 
     public Task<long> Get() => Task.FromResult(State.Count);
+
+    public async Task<long> IncrementOnceReleased(TaskCompletionSource entered, Task release)
+    {
+        entered.TrySetResult();
+        await release;
+        return await Increment();
+    }
 
     public async Task<long> IncrementRefusedOnce()
     {
