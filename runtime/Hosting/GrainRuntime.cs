@@ -70,10 +70,11 @@ internal sealed class GrainRuntime : IGrainFactory
         // Only a write refused on a stale version is a conflict (with another silo's activation). A retry because the
         // activation was collected or dropped under the call, refused by an optimistic check, or wrongly assumed new is not.
         var conflicted = false;
-        for (var attempt = 0; ; attempt++)
+        while (true)
         {
-            // Only the first attempt may assume a new grain: a retry follows a conflict, so something is stored.
-            var activation = await Catalog.GetOrActivateAsync(id, assumeNew && attempt == 0, Killed);
+            // Only the first lookup may assume a new grain: a retry reads what is stored.
+            var activation = await Catalog.GetOrActivateAsync(id, assumeNew, Killed);
+            assumeNew = false;
             // After a conflict, the retry locks: two silos' activations then take turns instead of failing again.
             if (conflicted) activation.LockEachTurn = true;
             try
@@ -90,8 +91,7 @@ internal sealed class GrainRuntime : IGrainFactory
             }
             catch (InconsistentStateException e) when (!conflicted && e.Grain == id)
             {
-                if (activation.AssumedNew) assumeNew = false; // stored after all: the retry reads it
-                else
+                if (!activation.AssumedNew) // one assumed new that was stored after all: the retry reads it
                 {
                     Log.LogInconsistentState(e.Grain, e.Message);
                     conflicted = true;
