@@ -32,12 +32,13 @@ try
     if (Runs("grains")) results.AddRange(await GrainHostBenchmarks.RunAsync(server, clients, duration));
     if (Runs("ingest")) results.AddRange(await IngestBenchmarks.RunAsync(server, clients: quick ? 8 : 64, duration, slaWants: quick ? 50 : 1000));
     // --repeat N: dispatch and chain measured N times on fresh silos, medians reported (default 3; 1 with --quick).
+    // The scale group alternates its empty and large stores as many times, and reports the ratio of their medians.
+    var repeat = Sized("--repeat", quick ? 1 : 3);
     if (Runs("reconciliation"))
-        results.AddRange(await ReconciliationBenchmarks.RunAsync(server, samples: Sized("--samples", quick ? 20 : 1000), hops: Sized("--hops", quick ? 20 : 1000),
-            repeat: Sized("--repeat", quick ? 1 : 3)));
+        results.AddRange(await ReconciliationBenchmarks.RunAsync(server, samples: Sized("--samples", quick ? 20 : 1000), hops: Sized("--hops", quick ? 20 : 1000), repeat));
     if (Runs("scale"))
         results.AddRange(await ScaleBenchmarks.RunAsync(server, storedWants: quick ? 2_000 : 1_000_000, activeWants: quick ? 200 : 100_000,
-            samples: quick ? 10 : 1000, hops: quick ? 10 : 1000));
+            samples: quick ? 10 : 1000, hops: quick ? 10 : 1000, repeat));
 }
 finally
 {
