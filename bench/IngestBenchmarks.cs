@@ -19,7 +19,13 @@ internal static class IngestBenchmarks
         { "graph_label": "ingest", "jobs": [], "external_patterns": ["ext/.*"] }
         """;
 
-    public static async Task<IReadOnlyList<BenchResult>> RunAsync(PostgresServer server, int clients, TimeSpan duration, int slaWants)
+    /// <summary>
+    /// pgbench and the silo's ingest are measured alternately, <paramref name="repeat"/> times each, and the ratio of their
+    /// medians is reported: on this VM pgbench alone moved between 10,573 and 25,863 inserts a second across runs, and a
+    /// ratio of two single measurements taken a minute apart moved with it. No silo runs while pgbench does: each ingest
+    /// measurement starts a silo on the same database (warmed up before it is measured) and stops it after.
+    /// </summary>
+    public static async Task<IReadOnlyList<BenchResult>> RunAsync(PostgresServer server, int clients, TimeSpan duration, int slaWants, int repeat)
     {
         var folder = Directory.CreateTempSubdirectory("databuild-ingest-").FullName;
         var graph = Path.Combine(folder, "databuild.json");
@@ -27,10 +33,21 @@ internal static class IngestBenchmarks
         var results = new List<BenchResult>();
         try
         {
-            var pgInserts = await PgbenchInsertsAsync(server, clients, duration);
-            var (pgWants, slaP99, refusals) = await WithSiloAsync($"postgres:{await server.CreateDatabaseAsync("ingest")}", graph, async http =>
-                (await IngestAsync(http, clients, duration, "pg"), await SlaPrecisionAsync(http, slaWants),
-                 await CreateForAsync(http, clients, duration, "refused", refused: true)));
+            var store = $"postgres:{await server.CreateDatabaseAsync("ingest")}";
+            var (inserts, wants) = (new List<double>(), new List<double>());
+            var (slaP99, refusals) = (0.0, 0.0);
+            for (var i = 0; i < repeat; i++)
+            {
+                inserts.Add(await PgbenchInsertsAsync(server, clients, duration));
+                var last = i == repeat - 1;
+                (var created, slaP99, refusals) = await WithSiloAsync(store, graph, async http =>
+                    (await IngestAsync(http, clients, duration, $"pg{i}"),
+                     last ? await SlaPrecisionAsync(http, slaWants) : 0,
+                     last ? await CreateForAsync(http, clients, duration, "refused", refused: true) : 0));
+                wants.Add(created);
+                Console.WriteLine($"  ingest run {i + 1} of {repeat}: {created:N0} wants/s against pgbench's {inserts[^1]:N0} inserts/s: {created / inserts[^1]:0.000}");
+            }
+            var (pgInserts, pgWants) = (Statistics.Median(inserts), Statistics.Median(wants));
             results.Add(new("ingest_wants_postgres", Math.Round(pgWants), "wants/s", Math.Round(pgInserts), "pgbench single-row INSERT tps",
                 Math.Round(pgWants / pgInserts, 3), "ratio >= 0.5", pgWants / pgInserts >= 0.5));
             // Not a goal: what the HTTP exchange alone costs, with the same clients on the same two cores.

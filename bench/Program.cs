@@ -30,10 +30,10 @@ var results = new List<BenchResult>();
 try
 {
     if (Runs("grains")) results.AddRange(await GrainHostBenchmarks.RunAsync(server, clients, duration));
-    if (Runs("ingest")) results.AddRange(await IngestBenchmarks.RunAsync(server, clients: quick ? 8 : 64, duration, slaWants: quick ? 50 : 1000));
-    // --repeat N: dispatch and chain measured N times on fresh silos, medians reported (default 3; 1 with --quick).
-    // The scale group alternates its empty and large stores as many times, and reports the ratio of their medians.
+    // --repeat N: dispatch and chain measured N times on fresh silos, medians reported (default 3; 1 with --quick). The ingest
+    // and scale groups alternate their measurement and its baseline as many times, and report the ratio of the medians.
     var repeat = Sized("--repeat", quick ? 1 : 3);
+    if (Runs("ingest")) results.AddRange(await IngestBenchmarks.RunAsync(server, clients: quick ? 8 : 64, duration, slaWants: quick ? 50 : 1000, repeat));
     if (Runs("reconciliation"))
         results.AddRange(await ReconciliationBenchmarks.RunAsync(server, samples: Sized("--samples", quick ? 20 : 1000), hops: Sized("--hops", quick ? 20 : 1000), repeat));
     if (Runs("scale"))

@@ -63,13 +63,7 @@ internal static class ReconciliationBenchmarks
     {
         /// <summary>Each figure's median over <paramref name="runs"/>.</summary>
         public static Measurement Medians(IReadOnlyCollection<Measurement> runs) =>
-            new(Median(runs.Select(r => r.P50)), Median(runs.Select(r => r.P99)), Median(runs.Select(r => r.PerHop)));
-
-        private static double Median(IEnumerable<double> values)
-        {
-            var sorted = values.Order().ToList();
-            return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
-        }
+            new(Statistics.Median(runs.Select(r => r.P50)), Statistics.Median(runs.Select(r => r.P99)), Statistics.Median(runs.Select(r => r.PerHop)));
     }
 
     /// <summary>The benchmark graph (dep: waits on ext/n; hop: a chain through missing deps) in <paramref name="folder"/>: (graph file, data folder).</summary>
