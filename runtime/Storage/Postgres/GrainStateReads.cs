@@ -10,7 +10,7 @@ namespace DataBuild.Runtime.Storage.Postgres;
 /// goes at once. Under ingest each new want activates its partition, so one statement and one pooled connection
 /// serve many activations instead of one each.
 /// </summary>
-public sealed class GrainStateReads(NpgsqlDataSource dataSource)
+public sealed class GrainStateReads
 {
     /// <summary>Batches on their way at once, as for group commit: one executed while the next is sent.</summary>
     private const int MaxInFlight = 2;
@@ -20,55 +20,32 @@ public sealed class GrainStateReads(NpgsqlDataSource dataSource)
 
     private const string Many = "SELECT grain_key, version, payload FROM grain_state WHERE grain_type = $1 AND grain_key = ANY($2)";
 
-    private readonly Lock _gate = new();
-    private readonly Queue<Pending> _queue = new();
-    private int _inFlight;
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly InFlightBatches<Pending> _batches;
+
+    public GrainStateReads(NpgsqlDataSource dataSource)
+    {
+        _dataSource = dataSource;
+        _batches = new(MaxInFlight, Take, SendAsync, static (pending, e) => pending.Result.TrySetException(e));
+    }
 
     internal Task<StoredState?> ReadAsync(GrainId id, CancellationToken cancellationToken)
     {
         var pending = new Pending(id);
-        bool send;
-        lock (_gate)
-        {
-            _queue.Enqueue(pending);
-            send = _inFlight < MaxInFlight;
-            if (send) _inFlight++;
-        }
-        // The sender answers every read it takes, whatever happens; nothing queued is left behind, because a sender
-        // only stops once it has found the queue empty under the lock.
-        if (send) _ = Task.Run(SendWhileQueuedAsync, CancellationToken.None);
+        _batches.Enqueue([pending]);
         return pending.Result.Task.WaitAsync(cancellationToken);
     }
 
-    private async Task SendWhileQueuedAsync()
+    private static List<Pending> Take(Queue<Pending> queue)
     {
-        while (true)
-        {
-            List<Pending> batch;
-            lock (_gate)
-            {
-                if (_queue.Count == 0)
-                {
-                    _inFlight--;
-                    return;
-                }
-                batch = new List<Pending>(Math.Min(_queue.Count, MaxPerBatch));
-                while (batch.Count < MaxPerBatch && _queue.TryDequeue(out var next)) batch.Add(next);
-            }
-            try
-            {
-                await SendAsync(batch);
-            }
-            catch (Exception e)
-            {
-                foreach (var pending in batch) pending.Result.TrySetException(e);
-            }
-        }
+        var batch = new List<Pending>(Math.Min(queue.Count, MaxPerBatch));
+        while (batch.Count < MaxPerBatch && queue.TryDequeue(out var next)) batch.Add(next);
+        return batch;
     }
 
     private async Task SendAsync(List<Pending> batch)
     {
-        await using var connection = await dataSource.OpenConnectionAsync();
+        await using var connection = await _dataSource.OpenConnectionAsync();
         if (batch.Count == 1)
         {
             var id = batch[0].Id;

@@ -22,7 +22,7 @@ namespace DataBuild.Runtime.Storage.Postgres;
 /// before it, so that the indexes stay unique within the shared transaction (see 001_event_log.sql).
 /// </para>
 /// </summary>
-internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight = GroupCommit.DefaultMaxInFlight)
+internal sealed class GroupCommit
 {
     /// <summary>Groups on their way at once: one being executed while the next is sent keeps both cores busy.</summary>
     public const int DefaultMaxInFlight = 2;
@@ -37,13 +37,18 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
     /// <summary>How long a sender's batch waits for the turns of its messages to join it (they take a fraction of a millisecond).</summary>
     public TimeSpan JoinWait { get; set; } = TimeSpan.FromMilliseconds(3);
 
-    private readonly Lock _gate = new();
-    private readonly Queue<Member> _queue = new();
-    private int _inFlight;
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly InFlightBatches<Member> _groups;
+
+    public GroupCommit(NpgsqlDataSource dataSource, int maxInFlight = DefaultMaxInFlight)
+    {
+        _dataSource = dataSource;
+        _groups = new(maxInFlight, TakeGroup, SendAsync, static (member, e) => member.Done.TrySetException(e));
+    }
 
     /// <summary>Connections for turns that need answers before they commit (they run their own explicit transaction).</summary>
     public async Task<System.Data.Common.DbConnection> OpenConnectionAsync(CancellationToken cancellationToken) =>
-        await dataSource.OpenConnectionAsync(cancellationToken);
+        await _dataSource.OpenConnectionAsync(cancellationToken);
 
     /// <summary>Commits one turn's statements with whatever else is committing; completes when its group has committed.</summary>
     public Task CommitAsync(Turn turn) => CommitTogether([turn])[0];
@@ -56,16 +61,7 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
     {
         turns[0].CancellationToken.ThrowIfCancellationRequested();
         var members = turns.Select(t => new Member(t)).ToList();
-        bool send;
-        lock (_gate)
-        {
-            foreach (var member in members) _queue.Enqueue(member);
-            send = _inFlight < maxInFlight;
-            if (send) _inFlight++;
-        }
-        // The sender completes every member it takes, whatever happens; nothing queued is left behind, because a
-        // sender only stops once it has found the queue empty under the lock.
-        if (send) _ = Task.Run(SendWhileQueuedAsync, CancellationToken.None);
+        _groups.Enqueue(members);
         return [.. members.Select(m => m.Done.Task)];
     }
 
@@ -76,39 +72,14 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
     /// </summary>
     public sealed record Turn(IReadOnlyList<DeferredWrite> Statements, int Events, CancellationToken CancellationToken, Action? WritesChecked = null);
 
-    private async Task SendWhileQueuedAsync()
-    {
-        while (true)
-        {
-            List<Member> group;
-            lock (_gate)
-            {
-                if (_queue.Count == 0)
-                {
-                    _inFlight--;
-                    return;
-                }
-                group = TakeGroup();
-            }
-            try
-            {
-                await SendAsync(group);
-            }
-            catch (Exception e)
-            {
-                foreach (var member in group) member.Done.TrySetException(e);
-            }
-        }
-    }
-
-    private List<Member> TakeGroup()
+    private static List<Member> TakeGroup(Queue<Member> queue)
     {
         var group = new List<Member>();
         int statements = 0, events = 0;
-        while (_queue.TryPeek(out var next)
+        while (queue.TryPeek(out var next)
                && (group.Count == 0 || (statements + next.Turn.Statements.Count <= MaxStatementsPerGroup && events + next.Turn.Events <= MaxEventsPerGroup)))
         {
-            _queue.Dequeue();
+            queue.Dequeue();
             group.Add(next);
             statements += next.Turn.Statements.Count;
             events += next.Turn.Events;
@@ -148,7 +119,7 @@ internal sealed class GroupCommit(NpgsqlDataSource dataSource, int maxInFlight =
 
             var prefixed = group.Count > 1;
             var (statements, owners) = Combine(group, merge && prefixed);
-            await using var connection = await dataSource.OpenConnectionAsync(CancellationToken.None);
+            await using var connection = await _dataSource.OpenConnectionAsync(CancellationToken.None);
             await using var batch = StoreTransaction.DeferredBatch(connection, null, statements);
             // In company, a turn must not wait for a lock (a grain's turn lock held by another silo's locked turn, a
             // row another group is writing): the turns before it in the batch would wait with it, holding their own
