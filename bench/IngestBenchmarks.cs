@@ -20,10 +20,11 @@ internal static class IngestBenchmarks
         """;
 
     /// <summary>
-    /// pgbench and the silo's ingest are measured alternately, <paramref name="repeat"/> times each, and the ratio of their
-    /// medians is reported: on this VM pgbench alone moved between 10,573 and 25,863 inserts a second across runs, and a
-    /// ratio of two single measurements taken a minute apart moved with it. No silo runs while pgbench does: each ingest
-    /// measurement starts a silo on the same database (warmed up before it is measured) and stops it after.
+    /// pgbench and the silo's ingest are measured alternately, <paramref name="repeat"/> times each, and the pair whose ratio
+    /// is the median is reported: on this VM pgbench alone moved between 10,573 and 27,287 inserts a second across runs, and
+    /// a single pair's ratio moved with it. No silo runs while pgbench does; each ingest measurement starts a silo on a fresh
+    /// database (as pgbench gets a fresh table), warms it up, measures, and stops it. The server writes out what the last
+    /// measurement left dirty (a CHECKPOINT) before each.
     /// </summary>
     public static async Task<IReadOnlyList<BenchResult>> RunAsync(PostgresServer server, int clients, TimeSpan duration, int slaWants, int repeat)
     {
@@ -33,21 +34,23 @@ internal static class IngestBenchmarks
         var results = new List<BenchResult>();
         try
         {
-            var store = $"postgres:{await server.CreateDatabaseAsync("ingest")}";
-            var (inserts, wants) = (new List<double>(), new List<double>());
+            var pairs = new List<(double Wants, double Inserts)>();
             var (slaP99, refusals) = (0.0, 0.0);
             for (var i = 0; i < repeat; i++)
             {
-                inserts.Add(await PgbenchInsertsAsync(server, clients, duration));
+                await QuietServer.CheckpointAsync(server);
+                var inserts = await PgbenchInsertsAsync(server, clients, duration);
+                var store = $"postgres:{await server.CreateDatabaseAsync("ingest")}";
+                await QuietServer.CheckpointAsync(server);
                 var last = i == repeat - 1;
                 (var created, slaP99, refusals) = await WithSiloAsync(store, graph, async http =>
                     (await IngestAsync(http, clients, duration, $"pg{i}"),
                      last ? await SlaPrecisionAsync(http, slaWants) : 0,
                      last ? await CreateForAsync(http, clients, duration, "refused", refused: true) : 0));
-                wants.Add(created);
-                Console.WriteLine($"  ingest run {i + 1} of {repeat}: {created:N0} wants/s against pgbench's {inserts[^1]:N0} inserts/s: {created / inserts[^1]:0.000}");
+                pairs.Add((created, inserts));
+                Console.WriteLine($"  ingest run {i + 1} of {repeat}: {created:N0} wants/s against pgbench's {inserts:N0} inserts/s: {created / inserts:0.000}");
             }
-            var (pgInserts, pgWants) = (Statistics.Median(inserts), Statistics.Median(wants));
+            var (pgWants, pgInserts) = Statistics.MedianPair(pairs, higherIsWorse: false);
             results.Add(new("ingest_wants_postgres", Math.Round(pgWants), "wants/s", Math.Round(pgInserts), "pgbench single-row INSERT tps",
                 Math.Round(pgWants / pgInserts, 3), "ratio >= 0.5", pgWants / pgInserts >= 0.5));
             // Not a goal: what the HTTP exchange alone costs, with the same clients on the same two cores.

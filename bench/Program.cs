@@ -31,8 +31,9 @@ try
 {
     if (Runs("grains")) results.AddRange(await GrainHostBenchmarks.RunAsync(server, clients, duration));
     // --repeat N: dispatch and chain measured N times on fresh silos, medians reported (default 3; 1 with --quick). The ingest
-    // and scale groups alternate their measurement and its baseline as many times, and report the ratio of the medians.
+    // and scale groups alternate their measurement and its baseline as many times, and report the pair with the median ratio.
     var repeat = Sized("--repeat", quick ? 1 : 3);
+    if (repeat < 1) throw new ArgumentException("--repeat is at least 1");
     if (Runs("ingest")) results.AddRange(await IngestBenchmarks.RunAsync(server, clients: quick ? 8 : 64, duration, slaWants: quick ? 50 : 1000, repeat));
     if (Runs("reconciliation"))
         results.AddRange(await ReconciliationBenchmarks.RunAsync(server, samples: Sized("--samples", quick ? 20 : 1000), hops: Sized("--hops", quick ? 20 : 1000), repeat));
