@@ -32,7 +32,7 @@ public sealed class GrainStateReads
     internal Task<StoredState?> ReadAsync(GrainId id, CancellationToken cancellationToken)
     {
         var pending = new Pending(id);
-        _batches.Enqueue([pending]);
+        _batches.Enqueue(pending);
         return pending.Result.Task.WaitAsync(cancellationToken);
     }
 

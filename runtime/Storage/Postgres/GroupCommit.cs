@@ -60,7 +60,7 @@ internal sealed class GroupCommit
     public IReadOnlyList<Task> CommitTogether(IReadOnlyList<Turn> turns)
     {
         turns[0].CancellationToken.ThrowIfCancellationRequested();
-        var members = turns.Select(t => new Member(t)).ToList();
+        var members = turns.Select(t => new Member(t)).ToArray();
         _groups.Enqueue(members);
         return [.. members.Select(m => m.Done.Task)];
     }

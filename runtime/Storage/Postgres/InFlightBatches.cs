@@ -15,7 +15,7 @@ internal sealed class InFlightBatches<T>(int maxInFlight, Func<Queue<T>, List<T>
     private int _inFlight;
 
     /// <summary>Queues <paramref name="requests"/>, one right behind the other, so that they normally share a batch.</summary>
-    public void Enqueue(IEnumerable<T> requests)
+    public void Enqueue(params ReadOnlySpan<T> requests)
     {
         bool start;
         lock (_gate)
