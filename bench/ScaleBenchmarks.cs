@@ -205,7 +205,7 @@ internal static class ScaleBenchmarks
         {
             // Stopped as a deployment stops it (SIGTERM), so that it hands back what it holds and the next silo on the same
             // store does not wait out a dead silo's leases; killed if it has not stopped within a minute.
-            if (!silo.HasExited && Terminate(silo.Id) == 0)
+            if (ProcessSignals.Terminate(silo))
             {
                 using var stopped = new CancellationTokenSource(TimeSpan.FromMinutes(1));
                 try { await silo.WaitForExitAsync(stopped.Token); }
@@ -215,11 +215,6 @@ internal static class ScaleBenchmarks
             await silo.WaitForExitAsync();
         }
     }
-
-    private static int Terminate(int pid) => Kill(pid, 15);
-
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static extern int Kill(int pid, int signal);
 
     /// <summary>The process's peak resident set (VmHWM), in KiB.</summary>
     private static long PeakRssKb(Process process)

@@ -94,14 +94,9 @@ public sealed class SiloProcess : IAsyncDisposable
     /// <summary>Asks the process to stop, as Kubernetes and systemd do (SIGTERM): a graceful stop.</summary>
     public void Terminate()
     {
-        if (!_process.HasExited && SendSignal(_process.Id, SigTerm) != 0)
+        if (!_process.HasExited && !ProcessSignals.Terminate(_process))
             throw new InvalidOperationException($"kill({_process.Id}, SIGTERM) failed: errno {Marshal.GetLastPInvokeError()}");
     }
-
-    private const int SigTerm = 15;
-
-    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static extern int SendSignal(int pid, int signal);
 
     /// <summary>Kills the process outright (a crash, as far as the cluster can tell).</summary>
     public void Kill()
