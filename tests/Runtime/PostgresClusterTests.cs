@@ -47,8 +47,9 @@ public sealed class PostgresClusterTests(PostgresDatabase database) : IClassFixt
         var a = await cluster.StartSiloAsync();
         var b = await cluster.StartSiloAsync();
         var start = DateTimeOffset.FromUnixTimeMilliseconds(DateTimeOffset.UtcNow.AddMilliseconds(300).ToUnixTimeMilliseconds()); // reminders keep ms
+        var period = TimeSpan.FromSeconds(1);
         for (var i = 0; i < 20; i++)
-            await (i % 2 == 0 ? a : b).GrainFactory.GetGrain<IReminderProbeGrain>($"r{i}").Schedule("beat", start, TimeSpan.FromSeconds(1));
+            await (i % 2 == 0 ? a : b).GrainFactory.GetGrain<IReminderProbeGrain>($"r{i}").Schedule("beat", start, period);
 
         await Eventually.UntilAsync(() => Task.FromResult(log.All.GroupBy(d => d.Grain).Count(g => g.Count() >= 3)), n => n == 20, Deadline, "three ticks per grain");
         await cluster.StopAsync(a);
@@ -58,12 +59,7 @@ public sealed class PostgresClusterTests(PostgresDatabase database) : IClassFixt
         Assert.Empty(duplicates);
         // Every tick is on the schedule (start + k periods, no drift from late deliveries). A delivery more than a
         // period late may skip the ticks it missed (NextTick: no catch-up storm), which on two busy cores happens.
-        foreach (var grain in log.All.GroupBy(d => d.Grain))
-        {
-            var ticks = grain.Select(d => d.Tick).Order().ToList();
-            Assert.All(ticks, t => Assert.Equal(0, (t - start).Ticks % TimeSpan.TicksPerSecond));
-            Assert.All(ticks.Zip(ticks.Skip(1)), p => Assert.True(p.Second > p.First, $"{grain.Key}: tick {p.Second:O} delivered twice"));
-        }
+        Assert.All(log.All, d => Assert.Equal(0, (d.Tick - start).Ticks % period.Ticks));
     }
 
     [Fact]
