@@ -77,22 +77,21 @@ public sealed class CliTests(CliSiloFixture fixture) : IClassFixture<CliSiloFixt
         // chain/2 is built again once its upstream is available. Order is asserted within each partition and want: across
         // them the log has no causal order to promise. chain/2's turn creates the child want by a call, and a callee's
         // turn commits before its caller's, so chain/1 may start building before chain/2's upstream_waiting is logged.
-        var lines = build.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).ToList();
-        AssertInOrder(lines, build.Stdout, "chain/2/cli: building", "chain/2/cli: upstream_waiting (missing dependencies: chain/1/cli",
+        AssertInOrder(build.Stdout, "chain/2/cli: building", "chain/2/cli: upstream_waiting (missing dependencies: chain/1/cli",
             "chain/2/cli: building", "chain/2/cli: available", "want satisfied");
-        AssertInOrder(lines, build.Stdout, "chain/1/cli: created", "chain/1/cli: building", "chain/1/cli: available");
         // The child want is told in the turn that makes chain/1 available; the followed want may end before that message
         // is delivered, and the follower stops at its end, so the child's satisfaction is printed only if it came first.
-        var childSatisfied = lines.FindIndex(l => l.Contains("chain/1/cli: satisfied", StringComparison.Ordinal));
-        if (childSatisfied >= 0) Assert.True(childSatisfied > lines.FindIndex(l => l.Contains("chain/1/cli: available", StringComparison.Ordinal)), build.Stdout);
-        Assert.Contains("satisfied after", lines[^1]);
+        string[] child = ["chain/1/cli: created", "chain/1/cli: building", "chain/1/cli: available"];
+        AssertInOrder(build.Stdout, build.Stdout.Contains("chain/1/cli: satisfied", StringComparison.Ordinal) ? [.. child, "chain/1/cli: satisfied"] : child);
+        Assert.Contains("satisfied after", build.Stdout.TrimEnd('\n').Split('\n')[^1]);
     }
 
-    /// <summary>Each of <paramref name="expected"/> is on a line after the previous one's.</summary>
-    private static void AssertInOrder(List<string> lines, string output, params string[] expected)
+    /// <summary>Each of <paramref name="expected"/> is on a line of <paramref name="output"/> after the previous one's.</summary>
+    private static void AssertInOrder(string output, params string[] expected)
     {
         var at = 0;
-        foreach (var line in lines) if (at < expected.Length && line.Contains(expected[at], StringComparison.Ordinal)) at++;
+        foreach (var line in output.Split('\n'))
+            if (at < expected.Length && line.Contains(expected[at], StringComparison.Ordinal)) at++;
         Assert.True(at == expected.Length, $"missing '{(at < expected.Length ? expected[at] : "")}' in order in:\n{output}");
     }
 
