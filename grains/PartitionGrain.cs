@@ -300,25 +300,36 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
 
     private async Task BecomeAvailableAsync(string reason, string? runId)
     {
+        // A partition no job builds has quiet waiters too (QuietWaits): those found now are told, and named, with the rest.
+        var waiting = State.Waiters.Keys.ToList();
+        if (Job is null) waiting = [.. waiting.Union(await QuietWaits.ReadAsync(store, GrainKey), StringComparer.Ordinal)];
         State.AvailableAt = Now;
         State.Failures = 0;
         State.Missing.Clear();
-        await ChangeStatusAsync(PartitionStatusNames.Available, reason, runId);
+        await ChangeStatusAsync(PartitionStatusNames.Available, reason, runId, wantIds: waiting);
         // Dependents first: their messages are delivered in this order after the commit, and a dependent's turn
         // starts a job (the dispatch latency users wait on); the wants only change status.
         foreach (var downstream in State.Dependents) await TellPartition(downstream, UpstreamAvailable);
-        foreach (var want in State.Waiters.Keys) await Tell(want, PartitionAvailable);
+        foreach (var want in waiting) await Tell(want, PartitionAvailable);
+        if (Job is null)
+        {
+            // Wants that began to wait quietly after the read above: found in the commit, behind the partition's lock.
+            State.LastWordAt = Math.Max(Now, State.LastWordAt);
+            var (partition, sentAt) = (GrainKey, State.LastWordAt);
+            EnlistWrite(tx => QuietWaits.TellQuietWaiters(tx, store, partition, PartitionAvailable + partition, sentAt, waiting));
+        }
         State.Waiters.Clear();
         State.Dependents.Clear();
         await SaveAsync();
     }
 
-    private Task ChangeStatusAsync(string status, string? reason, string? runId, IReadOnlyList<string>? missing = null)
+    private Task ChangeStatusAsync(string status, string? reason, string? runId, IReadOnlyList<string>? missing = null,
+        IEnumerable<string>? wantIds = null)
     {
         var changed = new PartitionStatusChangedEventV1
         {
             Partition = new PartitionRef { Str = GrainKey }, PreviousStatus = StatusOf(State.Status), Status = StatusOf(status),
-            WantIds = { State.Waiters.Keys.Order(StringComparer.Ordinal) },
+            WantIds = { (wantIds ?? State.Waiters.Keys).Order(StringComparer.Ordinal) },
         };
         if (reason is not null) changed.Reason = reason;
         if (runId is not null) changed.JobRunId = runId;

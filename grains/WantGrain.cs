@@ -1,4 +1,5 @@
 using DataBuild.GrainInterfaces;
+using DataBuild.GrainInterfaces.Graph;
 using DataBuild.Protos;
 using DataBuild.Runtime.Hosting;
 using DataBuild.Runtime.Storage;
@@ -13,7 +14,7 @@ namespace DataBuild.Grains;
 /// same turn.
 /// </summary>
 [GrainType("want")]
-public sealed class WantGrain(IDataStore store) : Grain<WantState>, IWantGrain, IRemindable
+public sealed class WantGrain(IDataStore store, PartitionOwners owners) : Grain<WantState>, IWantGrain, IRemindable
 {
     private long Now => Clock.GetUtcNow().ToUnixTimeMilliseconds();
 
@@ -170,6 +171,15 @@ public sealed class WantGrain(IDataStore store) : Grain<WantState>, IWantGrain, 
         var waiting = WantWaitingName(GrainKey, new Waiter(State.DataTimestamp, State.TtlSeconds, State.SlaSeconds, State.RootWantId));
         foreach (var partition in State.Partitions.Where(p => !State.Available.Contains(p)))
         {
+            if (message == WantWaiting && owners.Resolve(partition).Owner is { Kind: not OwnerKind.Job })
+            {
+                // Nothing builds it here, so its turn would only note this want: the want waits quietly, unless the
+                // partition is available or becoming available, when it is sent the message after all (QuietWaits).
+                var name = waiting;
+                var at = now.ToUnixTimeMilliseconds();
+                EnlistWrite(tx => QuietWaits.WaitQuietly(tx, store, partition, name, at));
+                continue;
+            }
             var target = IdOf<IPartitionGrain>(partition);
             // "Gone" must not overtake "waiting": withdraw the registration if it is still undelivered. (A bare
             // "waiting" sent before messages carried the want's terms makes the partition check the want's status.)

@@ -277,6 +277,55 @@ public abstract class WantsApiConformance : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_want_for_an_external_partition_waits_quietly_is_counted_and_is_satisfied_when_the_partition_becomes_available()
+    {
+        var want = Id(await CreateAsync(new { partitions = new[] { "ext/quiet" } }));
+        // Counted and listed as soon as the want is created, though the partition's grain took no turn for it.
+        var partition = await GetJsonAsync("/api/v1/partitions/ext%2Fquiet");
+        Assert.Equal("missing", partition.GetProperty("status").GetString());
+        Assert.Equal(1, partition.GetProperty("waiting_wants").GetInt32());
+        Assert.Single((await GetJsonAsync("/api/v1/partitions?status=missing&pattern=ext/quiet")).GetProperty("partitions").EnumerateArray());
+        Assert.Equal(0, await CountAsync("SELECT count(*) FROM grain_state WHERE grain_type = 'partition' AND grain_key = 'ext/quiet'"));
+        Assert.Equal(0, await CountAsync("SELECT count(*) FROM reminders WHERE grain_type = 'partition' AND grain_key = 'ext/quiet'"));
+
+        using var available = await Http.PostAsync("/api/v1/partitions/ext%2Fquiet/available", null);
+        Assert.Equal(HttpStatusCode.OK, available.StatusCode);
+        var satisfied = await UntilWantAsync(want, w => w.GetProperty("status").GetString() == "satisfied", "the quiet want to be satisfied");
+        // The partition's move to available names the want, so it is on the want's timeline.
+        Assert.Contains("partition_status_changed", satisfied.GetProperty("timeline").EnumerateArray().Select(e => e.GetProperty("type").GetString()));
+        Assert.Equal(0, (await GetJsonAsync("/api/v1/partitions/ext%2Fquiet")).GetProperty("waiting_wants").GetInt32());
+    }
+
+    [Fact]
+    public async Task A_want_for_an_external_partition_that_is_available_already_is_satisfied_without_waiting()
+    {
+        using (var available = await Http.PostAsync("/api/v1/partitions/ext%2Fearly/available", null))
+            Assert.Equal(HttpStatusCode.OK, available.StatusCode);
+        var want = Id(await CreateAsync(new { partitions = new[] { "ext/early" } }));
+        await UntilWantAsync(want, w => w.GetProperty("status").GetString() == "satisfied", "the want of an available partition to be satisfied");
+    }
+
+    [Fact]
+    public async Task A_quiet_want_cancelled_before_its_partition_is_available_stays_cancelled_and_is_not_counted()
+    {
+        var want = Id(await CreateAsync(new { partitions = new[] { "ext/left" } }));
+        using (var cancel = await Http.DeleteAsync($"/api/v1/wants/{want}")) Assert.Equal(HttpStatusCode.OK, cancel.StatusCode);
+        Assert.Equal(0, (await GetJsonAsync("/api/v1/partitions/ext%2Fleft")).GetProperty("waiting_wants").GetInt32());
+        using (var available = await Http.PostAsync("/api/v1/partitions/ext%2Fleft/available", null))
+            Assert.Equal(HttpStatusCode.OK, available.StatusCode);
+        Assert.Equal(0, await CountAsync($"SELECT count(*) FROM reminders WHERE grain_type = 'want' AND grain_key = '{want}'"));
+        Assert.Equal("cancelled", (await WantAsync(want)).GetProperty("status").GetString());
+    }
+
+    private async Task<long> CountAsync(string sql)
+    {
+        await using var connection = await Silo.Services.GetRequiredService<IDataStore>().OpenConnectionAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        return Convert.ToInt64(await command.ExecuteScalarAsync());
+    }
+
+    [Fact]
     public async Task A_silo_restart_between_creation_and_the_sla_deadline_still_flags_the_violation()
     {
         var want = await CreateAsync(new { partitions = new[] { "ext/restart" }, sla_seconds = 1800 });
