@@ -311,13 +311,12 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
         // starts a job (the dispatch latency users wait on); the wants only change status.
         foreach (var downstream in State.Dependents) await TellPartition(downstream, UpstreamAvailable);
         foreach (var want in waiting) await Tell(want, PartitionAvailable);
-        if (Job is null)
-        {
-            // Wants that began to wait quietly after the read above: found in the commit, behind the partition's lock.
-            State.LastWordAt = Math.Max(Now, State.LastWordAt);
-            var (partition, sentAt) = (GrainKey, State.LastWordAt);
-            EnlistWrite(tx => QuietWaits.TellQuietWaiters(tx, store, partition, PartitionAvailable + partition, sentAt, waiting));
-        }
+        // Wants that began to wait quietly after the read above are found in the commit, behind the partition's lock. A
+        // partition a job builds has none, unless a redeploy moved it from an external pattern to the job's: they are
+        // told too (not named in the event), at the cost of one statement in the commit and no round trip.
+        State.LastWordAt = Math.Max(Now, State.LastWordAt);
+        var (partition, sentAt) = (GrainKey, State.LastWordAt);
+        EnlistWrite(tx => QuietWaits.TellQuietWaiters(tx, store, partition, PartitionAvailable + partition, sentAt, waiting));
         State.Waiters.Clear();
         State.Dependents.Clear();
         await SaveAsync();

@@ -313,8 +313,32 @@ public abstract class WantsApiConformance : IAsyncLifetime
         Assert.Equal(0, (await GetJsonAsync("/api/v1/partitions/ext%2Fleft")).GetProperty("waiting_wants").GetInt32());
         using (var available = await Http.PostAsync("/api/v1/partitions/ext%2Fleft/available", null))
             Assert.Equal(HttpStatusCode.OK, available.StatusCode);
-        Assert.Equal(0, await CountAsync($"SELECT count(*) FROM reminders WHERE grain_type = 'want' AND grain_key = '{want}'"));
-        Assert.Equal("cancelled", (await WantAsync(want)).GetProperty("status").GetString());
+        var cancelled = await WantAsync(want);
+        Assert.Equal("cancelled", cancelled.GetProperty("status").GetString());
+        // The partition's move to available does not name a want that had left.
+        Assert.DoesNotContain("partition_status_changed", cancelled.GetProperty("timeline").EnumerateArray().Select(e => e.GetProperty("type").GetString()));
+    }
+
+    [Fact]
+    public async Task A_quiet_want_of_a_partition_that_a_redeploy_gives_to_a_job_is_satisfied_when_the_job_builds_it()
+    {
+        await RestartWithGraphAsync("""{ "graph_label": "tests", "jobs": [], "external_patterns": ["ext/.*", "moved/.*"] }""");
+        var quiet = Id(await CreateAsync(new { partitions = new[] { "moved/1" } }));
+        await RestartWithGraphAsync("""
+            { "graph_label": "tests", "jobs": [ { "label": "mover", "entrypoint": "/bin/true", "partition_patterns": ["moved/.*"] } ],
+              "external_patterns": ["ext/.*"] }
+            """);
+        var building = Id(await CreateAsync(new { partitions = new[] { "moved/1" } })); // dispatches the job
+        await UntilWantAsync(building, w => w.GetProperty("status").GetString() == "satisfied", "the new want to be satisfied by the job");
+        await UntilWantAsync(quiet, w => w.GetProperty("status").GetString() == "satisfied", "the quiet want to be told by the built partition");
+    }
+
+    private async Task RestartWithGraphAsync(string graph)
+    {
+        await Silo.DisposeAsync();
+        Graph = Path.Combine(_folder, $"graph-{Guid.NewGuid():N}.json");
+        await File.WriteAllTextAsync(Graph, graph);
+        Silo = await InProcessSilo.StartAsync(Store, Graph, Clock);
     }
 
     private async Task<long> CountAsync(string sql)

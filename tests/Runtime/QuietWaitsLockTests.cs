@@ -26,9 +26,10 @@ public sealed class QuietWaitsLockTests(PostgresDatabase database) : IClassFixtu
     [Fact]
     public async Task A_want_checking_a_partition_that_is_becoming_available_sends_its_message_instead_of_waiting_quietly()
     {
+        // The partition has searched for waiters and holds its lock; its row is written later in its commit (a group
+        // commit sends merged row writes at the end of its batch).
         await using var partition = await BeginAsync();
         await ExecuteAsync(partition, "SELECT databuild_tell_quiet_waiters('ext/x', 'available:ext/x', 1, '{}')");
-        await ExecuteAsync(partition, "UPDATE partitions SET status = 'available' WHERE partition_ref = 'ext/x'");
 
         // The want's commit does not wait for the partition's: it sends the partition its message.
         await using (var want = await BeginAsync())
@@ -60,6 +61,46 @@ public sealed class QuietWaitsLockTests(PostgresDatabase database) : IClassFixtu
         await ExecuteAsync(partition, "COMMIT");
         Assert.Equal(1, await CountAsync("SELECT count(*) FROM reminders WHERE grain_type = 'want' AND grain_key = 'w2' AND name = 'available:ext/y'"));
         Assert.Equal(0, await CountAsync("SELECT count(*) FROM reminders WHERE grain_type = 'partition'"));
+    }
+
+    [Fact]
+    public async Task A_want_checking_a_partition_whose_move_to_available_is_written_waits_for_it_and_sends_its_message()
+    {
+        await using (var earlier = await BeginAsync())
+        {
+            await ExecuteAsync(earlier, "INSERT INTO partitions (partition_ref, status, updated_at, waiting_wants) VALUES ('ext/w', 'missing', 0, 0)");
+            await ExecuteAsync(earlier, "COMMIT");
+        }
+        await using var partition = await BeginAsync();
+        await ExecuteAsync(partition, "SELECT databuild_tell_quiet_waiters('ext/w', 'available:ext/w', 1, '{}')");
+        await ExecuteAsync(partition, "UPDATE partitions SET status = 'available' WHERE partition_ref = 'ext/w'");
+
+        await using var want = await BeginAsync();
+        var pid = want.ProcessID;
+        await WantRowsAsync(want, "w3", "ext/w");
+        var waiting = ExecuteAsync(want, "SELECT databuild_wait_quietly(ARRAY['ext/w'], ARRAY['waiting:w3'], ARRAY[1::bigint])");
+        await Eventually.UntilAsync(() => CountAsync($"SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND wait_event_type = 'Lock'"),
+            n => n == 1, Deadline, "the want to wait for the partition's row");
+        await ExecuteAsync(partition, "COMMIT");
+        await waiting.WaitAsync(Deadline);
+        await ExecuteAsync(want, "COMMIT");
+        Assert.Equal(1, await CountAsync("SELECT count(*) FROM reminders WHERE grain_type = 'partition' AND grain_key = 'ext/w' AND name = 'waiting:w3'"));
+    }
+
+    [Fact]
+    public async Task Regression_a_want_in_the_same_group_commit_as_its_partitions_move_to_available_is_not_missed()
+    {
+        // A group commit is one transaction: the partition's lock is the want's own, and the partition searched for
+        // waiters before the want's rows and its own row were written (merged writes go at the end of the batch).
+        await using (var group = await BeginAsync())
+        {
+            await ExecuteAsync(group, "SELECT databuild_tell_quiet_waiters('ext/g', 'available:ext/g', 1, '{}')");
+            await WantRowsAsync(group, "w4", "ext/g");
+            await ExecuteAsync(group, "SELECT databuild_wait_quietly(ARRAY['ext/g', 'ext/other'], ARRAY['waiting:w4', 'waiting:w4'], ARRAY[1::bigint, 1])");
+            await ExecuteAsync(group, "COMMIT");
+        }
+        Assert.Equal(1, await CountAsync("SELECT count(*) FROM reminders WHERE grain_type = 'partition' AND grain_key = 'ext/g' AND name = 'waiting:w4'"));
+        Assert.Equal(0, await CountAsync("SELECT count(*) FROM reminders WHERE grain_type = 'partition' AND grain_key = 'ext/other'"));
     }
 
     [Fact]

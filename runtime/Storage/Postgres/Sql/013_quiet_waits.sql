@@ -15,19 +15,23 @@ DECLARE
     locked boolean[];
     found_status text;
     sent boolean := false;
+    -- Partitions becoming available in this same transaction (a group commit's turns share one): their locks are this
+    -- transaction's own, so they cannot turn the want away, and their searches may have run before its rows were written.
+    becoming text[] := coalesce(string_to_array(current_setting('databuild.becoming_available', true), ','), '{}');
 BEGIN
     INSERT INTO partitions (partition_ref, status, updated_at, waiting_wants)
     SELECT s.r, 'missing', s.d, 0 FROM unnest(refs, due) AS s(r, d)
      ORDER BY s.r -- the same order in every group: two groups inserting the same new partitions never wait on each other in a circle
     ON CONFLICT DO NOTHING;
-    -- Never waits: a partition holding it exclusively is becoming available, and is sent the message instead.
+    -- Never waits for the lock: a partition holding it is becoming available, and is sent the message instead. (The
+    -- insert above may wait, for a partition's row that another transaction is writing: behind the lock_timeout of a group.)
     SELECT array_agg(pg_try_advisory_xact_lock_shared(1, hashtext(s.r)) ORDER BY s.i) INTO locked
       FROM unnest(refs) WITH ORDINALITY AS s(r, i);
     FOR i IN 1 .. cardinality(refs) LOOP
         -- Each partition by its key, a statement of its own (its snapshot taken once the locks are held): a join of the
         -- arrays with the table would be planned once, while the table is small, and kept (as in 011 and 012).
         SELECT p.status INTO found_status FROM partitions p WHERE p.partition_ref = refs[i];
-        CONTINUE WHEN locked[i] AND found_status = 'missing';
+        CONTINUE WHEN locked[i] AND found_status = 'missing' AND NOT hashtext(refs[i])::text = ANY (becoming);
         INSERT INTO reminders (grain_type, grain_key, name, due_at, period_ms, first_due, attempt, lease_owner, lease_until, version)
         VALUES ('partition', refs[i], messages[i], due[i], 0, due[i], 0, NULL, NULL, 1)
         ON CONFLICT (grain_type, grain_key, name) DO UPDATE
@@ -38,13 +42,16 @@ BEGIN
     IF sent THEN PERFORM pg_notify('databuild_reminders', 'quiet-wait'); END IF;
 END $$;
 
--- A partition no job builds becomes available: every want still waiting on it that it has not told itself (told: the
--- wants that registered with a message, and those it found before its turn) is sent the message, as an unleased
--- reminder due now. The exclusive lock waits for the commits of wants that checked the status before it.
+-- A partition becomes available: every want still waiting on it that it has not told itself (told: the wants that
+-- registered with a message, and those it found before its turn) is sent the message, as an unleased reminder due now.
+-- The exclusive lock waits for the commits of wants that checked the status before it; the setting tells wants later in
+-- this same transaction that it is becoming available.
 CREATE FUNCTION databuild_tell_quiet_waiters(ref text, message text, due_at_ms bigint, told text[]) RETURNS void
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(1, hashtext(ref));
+    PERFORM set_config('databuild.becoming_available',
+        concat_ws(',', nullif(current_setting('databuild.becoming_available', true), ''), hashtext(ref)::text), true);
     INSERT INTO reminders (grain_type, grain_key, name, due_at, period_ms, first_due, attempt, lease_owner, lease_until, version)
     SELECT 'want', wp.want_id, message, due_at_ms, 0, due_at_ms, 0, NULL, NULL, 1
       FROM want_partitions wp JOIN wants w ON w.want_id = wp.want_id
