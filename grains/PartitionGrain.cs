@@ -314,8 +314,7 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
         // Wants that began to wait quietly after the read above are found in the commit, behind the partition's lock. A
         // partition a job builds has none, unless a redeploy moved it from an external pattern to the job's: they are
         // told too (not named in the event), at the cost of one statement in the commit and no round trip.
-        State.LastWordAt = Math.Max(Now, State.LastWordAt);
-        var (partition, sentAt) = (GrainKey, State.LastWordAt);
+        var (partition, sentAt) = (GrainKey, NextWordAt());
         EnlistWrite(tx => QuietWaits.TellQuietWaiters(tx, store, partition, PartitionAvailable + partition, sentAt, waiting));
         State.Waiters.Clear();
         State.Dependents.Clear();
@@ -347,14 +346,15 @@ public sealed class PartitionGrain(PartitionOwners owners, JobRunQueue queue, ID
     /// A want hears of its partition after this turn's commit, not in it: nothing is dispatched on what a want hears,
     /// and its turn in this commit would make the commit, and the job it may start, later.
     /// </summary>
-    private Task Tell(string wantId, string message)
-    {
-        // The send time orders a partition's words at the want (they are delivered concurrently). Never earlier than the
-        // last word's, even from a silo whose clock is behind the one that sent it.
-        State.LastWordAt = Math.Max(Now, State.LastWordAt);
-        return RegisterOrUpdateReminderFor(IdOf<IWantGrain>(wantId), message + GrainKey, DateTimeOffset.FromUnixTimeMilliseconds(State.LastWordAt),
+    private Task Tell(string wantId, string message) =>
+        RegisterOrUpdateReminderFor(IdOf<IWantGrain>(wantId), message + GrainKey, DateTimeOffset.FromUnixTimeMilliseconds(NextWordAt()),
             TimeSpan.Zero, inSendersCommit: false);
-    }
+
+    /// <summary>
+    /// The send time of this partition's next word to a want, which orders its words there (they are delivered
+    /// concurrently): never earlier than the last word's, even from a silo whose clock is behind the one that sent it.
+    /// </summary>
+    private long NextWordAt() => State.LastWordAt = Math.Max(Now, State.LastWordAt);
 
     /// <summary>The same parent and missing partition always give the same child want, so a retried turn cannot duplicate it.</summary>
     public static string ChildWantId(string parentWantId, string missingRef)

@@ -9,10 +9,9 @@ public sealed class PartitionQueries(IDataStore store)
 {
     // Waiting wants are counted from the wants themselves: a partition no job builds is not told of the wants that wait on
     // it quietly (QuietWaits), so its grain's own count leaves them out.
-    private const string Columns = """
+    private static readonly string Columns = $"""
         partition_ref, status, updated_at, available_at, job_run_id, reason,
-        CASE WHEN status = 'available' THEN 0 ELSE (SELECT count(*) FROM want_partitions wp JOIN wants w ON w.want_id = wp.want_id
-              WHERE wp.partition_ref = partitions.partition_ref AND w.status IN ('idle', 'building', 'upstream_building')) END
+        CASE WHEN status = 'available' THEN 0 ELSE (SELECT count(*) FROM {QuietWaits.WantsWaitingOn("partitions.partition_ref")}) END
         """;
 
     public async Task<PartitionView?> GetAsync(string partitionRef, CancellationToken cancellationToken) =>

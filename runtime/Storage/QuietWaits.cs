@@ -16,6 +16,15 @@ public static class QuietWaits
     private const string PartitionGrainType = "partition";
     private const string WantGrainType = "want";
 
+    /// <summary>
+    /// SQL: the wants waiting on the partition whose ref is <paramref name="partitionRef"/> (an expression), as
+    /// <c>wp.want_id</c>: those whose <c>want_partitions</c> row names it and that have not ended.
+    /// </summary>
+    public static string WantsWaitingOn(string partitionRef) => $"""
+        want_partitions wp JOIN wants w ON w.want_id = wp.want_id
+         WHERE wp.partition_ref = {partitionRef} AND w.status IN ('idle', 'building', 'upstream_building')
+        """;
+
     private static readonly MergeableWrite Wait = new(
         "SELECT databuild_wait_quietly(ARRAY[$1::text], ARRAY[$2::text], ARRAY[$3::bigint])",
         "SELECT databuild_wait_quietly($1::text[], $2::text[], $3::bigint[])",
@@ -62,8 +71,7 @@ public static class QuietWaits
         tx.Defer($"""
             INSERT INTO reminders (grain_type, grain_key, name, due_at, period_ms, first_due, attempt, lease_owner, lease_until, version)
             SELECT '{WantGrainType}', wp.want_id, $2, $3, 0, $3, 0, NULL, NULL, 1
-              FROM want_partitions wp JOIN wants w ON w.want_id = wp.want_id
-             WHERE wp.partition_ref = $1 AND w.status IN ('idle', 'building', 'upstream_building')
+              FROM {WantsWaitingOn("$1")}
                AND wp.want_id NOT IN (SELECT value FROM json_each($4))
             {OnConflict}
             """, partitionRef, availableMessage, sentAt, System.Text.Json.JsonSerializer.Serialize(told));
@@ -83,10 +91,7 @@ public static class QuietWaits
     public static async Task<IReadOnlyList<string>> ReadAsync(IDataStore store, string partitionRef, CancellationToken cancellationToken = default)
     {
         await using var connection = await store.OpenConnectionAsync(cancellationToken);
-        await using var command = Sql.Command(connection, null, """
-            SELECT wp.want_id FROM want_partitions wp JOIN wants w ON w.want_id = wp.want_id
-             WHERE wp.partition_ref = $1 AND w.status IN ('idle', 'building', 'upstream_building')
-            """, partitionRef);
+        await using var command = Sql.Command(connection, null, $"SELECT wp.want_id FROM {WantsWaitingOn("$1")}", partitionRef);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         var wants = new List<string>();
         while (await reader.ReadAsync(cancellationToken)) wants.Add(reader.GetString(0));

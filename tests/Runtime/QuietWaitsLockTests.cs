@@ -50,10 +50,8 @@ public sealed class QuietWaitsLockTests(PostgresDatabase database) : IClassFixtu
         await ExecuteAsync(want, "SELECT databuild_wait_quietly(ARRAY['ext/y'], ARRAY['waiting:w2'], ARRAY[1::bigint])");
 
         await using var partition = await BeginAsync();
-        var pid = partition.ProcessID;
         var telling = ExecuteAsync(partition, "SELECT databuild_tell_quiet_waiters('ext/y', 'available:ext/y', 2, '{}')");
-        await Eventually.UntilAsync(() => CountAsync($"SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND wait_event_type = 'Lock'"),
-            n => n == 1, Deadline, "the partition to wait for the want's lock");
+        await UntilWaitingOnALockAsync(partition, "the partition to wait for the want's lock");
         Assert.False(telling.IsCompleted);
 
         await ExecuteAsync(want, "COMMIT");
@@ -76,11 +74,9 @@ public sealed class QuietWaitsLockTests(PostgresDatabase database) : IClassFixtu
         await ExecuteAsync(partition, "UPDATE partitions SET status = 'available' WHERE partition_ref = 'ext/w'");
 
         await using var want = await BeginAsync();
-        var pid = want.ProcessID;
         await WantRowsAsync(want, "w3", "ext/w");
         var waiting = ExecuteAsync(want, "SELECT databuild_wait_quietly(ARRAY['ext/w'], ARRAY['waiting:w3'], ARRAY[1::bigint])");
-        await Eventually.UntilAsync(() => CountAsync($"SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND wait_event_type = 'Lock'"),
-            n => n == 1, Deadline, "the want to wait for the partition's row");
+        await UntilWaitingOnALockAsync(want, "the want to wait for the partition's row");
         await ExecuteAsync(partition, "COMMIT");
         await waiting.WaitAsync(Deadline);
         await ExecuteAsync(want, "COMMIT");
@@ -129,6 +125,11 @@ public sealed class QuietWaitsLockTests(PostgresDatabase database) : IClassFixtu
         await ExecuteAsync(connection, "BEGIN");
         return connection;
     }
+
+    /// <summary>Until <paramref name="connection"/>'s statement waits for a lock (a row's or an advisory one).</summary>
+    private Task UntilWaitingOnALockAsync(NpgsqlConnection connection, string what) =>
+        Eventually.UntilAsync(() => CountAsync($"SELECT count(*) FROM pg_stat_activity WHERE pid = {connection.ProcessID} AND wait_event_type = 'Lock'"),
+            n => n == 1, Deadline, what);
 
     private static async Task ExecuteAsync(NpgsqlConnection connection, string sql)
     {
