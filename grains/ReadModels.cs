@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Text.Json;
 using DataBuild.Runtime.Storage;
 using Db = NpgsqlTypes.NpgsqlDbType;
 
@@ -8,15 +10,21 @@ internal static class ReadModels
 {
     // Each read model row is written whole by its grain's turn, so a group commit may send the writes of several turns as
     // one statement over arrays (MergeableWrite), at the end of its batch, for rows no other write of the group names.
+    private static readonly (string Name, Db Type)[] WantColumns =
+    [
+        ("want_id", Db.Text), ("status", Db.Text), ("partitions", Db.Text), ("data_timestamp", Db.Bigint), ("ttl_seconds", Db.Bigint),
+        ("sla_seconds", Db.Bigint), ("ttl_deadline", Db.Bigint), ("sla_deadline", Db.Bigint), ("source_type", Db.Text), ("source_name", Db.Text),
+        ("comment", Db.Text), ("parent_want_id", Db.Text), ("root_want_id", Db.Text), ("sla_violated", Db.Boolean), ("sla_violated_at", Db.Bigint),
+        ("created_at", Db.Bigint), ("satisfied_at", Db.Bigint), ("finished_at", Db.Bigint), ("reason", Db.Text),
+    ];
+
     private static readonly MergeableWrite WantRow = MergeableWrite.Insert("wants", """
         ON CONFLICT (want_id) DO UPDATE SET
             status = excluded.status, sla_violated = excluded.sla_violated, sla_violated_at = excluded.sla_violated_at,
             satisfied_at = excluded.satisfied_at, finished_at = excluded.finished_at, reason = excluded.reason
-        """,
-        ("want_id", Db.Text), ("status", Db.Text), ("partitions", Db.Text), ("data_timestamp", Db.Bigint), ("ttl_seconds", Db.Bigint),
-        ("sla_seconds", Db.Bigint), ("ttl_deadline", Db.Bigint), ("sla_deadline", Db.Bigint), ("source_type", Db.Text), ("source_name", Db.Text),
-        ("comment", Db.Text), ("parent_want_id", Db.Text), ("root_want_id", Db.Text), ("sla_violated", Db.Boolean), ("sla_violated_at", Db.Bigint),
-        ("created_at", Db.Bigint), ("satisfied_at", Db.Bigint), ("finished_at", Db.Bigint), ("reason", Db.Text));
+        """, WantColumns);
+
+    private static readonly MergeableWrite NewWantRow = MergeableWrite.Insert("wants", "", WantColumns);
 
     private static readonly MergeableWrite WantPartitionRow = MergeableWrite.Insert("want_partitions", "ON CONFLICT DO NOTHING",
         ("partition_ref", Db.Text), ("want_id", Db.Text));
@@ -29,10 +37,40 @@ internal static class ReadModels
         ("partition_ref", Db.Text), ("status", Db.Text), ("updated_at", Db.Bigint), ("available_at", Db.Bigint), ("job_run_id", Db.Text),
         ("reason", Db.Text), ("waiting_wants", Db.Integer));
 
-    public static void UpsertWant(StoreTransaction tx, WantState s) =>
-        tx.Defer(WantRow, $"wants\0{s.WantId}", s.WantId, s.Status, System.Text.Json.JsonSerializer.Serialize(s.Partitions), s.DataTimestamp, s.TtlSeconds, Sql.Arg(s.SlaSeconds),
-            s.TtlDeadline, Sql.Arg(s.SlaDeadline), s.SourceType, s.SourceName, Sql.Arg(s.Comment), Sql.Arg(s.ParentWantId),
-            s.RootWantId, s.SlaViolated, Sql.Arg(s.SlaViolatedAt), s.CreatedAt, Sql.Arg(s.SatisfiedAt), Sql.Arg(s.FinishedAt), Sql.Arg(s.Reason));
+    /// <summary>A changed want's row.</summary>
+    public static void UpsertWant(StoreTransaction tx, WantState s) => tx.Defer(WantRow, $"wants\0{s.WantId}", WantArgs(s));
+
+    /// <summary>A new want's row: a plain insert (no conflict to check for first), which fails on a want that exists.</summary>
+    public static void InsertWant(StoreTransaction tx, WantState s) => tx.Defer(NewWantRow, $"wants\0{s.WantId}", WantArgs(s));
+
+    private static object?[] WantArgs(WantState s) =>
+    [
+        s.WantId, s.Status, JsonSerializer.Serialize(s.Partitions), s.DataTimestamp, s.TtlSeconds, Sql.Arg(s.SlaSeconds),
+        s.TtlDeadline, Sql.Arg(s.SlaDeadline), s.SourceType, s.SourceName, Sql.Arg(s.Comment), Sql.Arg(s.ParentWantId),
+        s.RootWantId, s.SlaViolated, Sql.Arg(s.SlaViolatedAt), s.CreatedAt, Sql.Arg(s.SatisfiedAt), Sql.Arg(s.FinishedAt), Sql.Arg(s.Reason),
+    ];
+
+    /// <summary>The want's state as its <c>wants</c> row has it (null if it has none): what it was created with and its status.</summary>
+    public static async Task<WantState?> ReadWantAsync(IDataStore store, string wantId, CancellationToken cancellationToken)
+    {
+        await using var connection = await store.OpenConnectionAsync(cancellationToken);
+        await using var command = Sql.Command(connection, null, """
+            SELECT want_id, status, partitions, data_timestamp, ttl_seconds, sla_seconds, source_type, source_name, comment,
+                   parent_want_id, root_want_id, sla_violated, sla_violated_at, created_at, satisfied_at, finished_at, reason
+              FROM wants WHERE want_id = $1
+            """, wantId);
+        await using var r = await command.ExecuteReaderAsync(cancellationToken);
+        if (!await r.ReadAsync(cancellationToken)) return null;
+        string? S(int i) => r.IsDBNull(i) ? null : r.GetString(i);
+        long? L(int i) => r.IsDBNull(i) ? null : r.GetInt64(i);
+        return new WantState
+        {
+            WantId = r.GetString(0), Status = r.GetString(1), Partitions = JsonSerializer.Deserialize<List<string>>(r.GetString(2))!,
+            DataTimestamp = r.GetInt64(3), TtlSeconds = r.GetInt64(4), SlaSeconds = L(5), SourceType = r.GetString(6), SourceName = r.GetString(7),
+            Comment = S(8), ParentWantId = S(9), RootWantId = r.GetString(10), SlaViolated = Convert.ToBoolean(r.GetValue(11), CultureInfo.InvariantCulture),
+            SlaViolatedAt = L(12), CreatedAt = r.GetInt64(13), SatisfiedAt = L(14), FinishedAt = L(15), Reason = S(16),
+        };
+    }
 
     public static void InsertWantPartitions(StoreTransaction tx, WantState s)
     {

@@ -21,43 +21,8 @@ public sealed class WantGrain(IDataStore store, PartitionOwners owners) : Grain<
     public async Task<WantView> Create(CreateWant command)
     {
         if (State.WantId is not null) return View();
-        var now = Now;
-        State = new WantState
-        {
-            WantId = command.WantId,
-            Partitions = [.. command.Partitions],
-            DataTimestamp = command.DataTimestamp,
-            TtlSeconds = command.TtlSeconds,
-            SlaSeconds = command.SlaSeconds,
-            SourceType = command.SourceType,
-            SourceName = command.SourceName,
-            Comment = command.Comment,
-            ParentWantId = command.ParentWantId,
-            RootWantId = command.RootWantId ?? command.WantId,
-            Status = WantStatus.Idle,
-            CreatedAt = now,
-        };
-        var created = new WantCreateEventV1
-        {
-            WantId = State.WantId, DataTimestamp = (ulong)State.DataTimestamp, TtlSeconds = (ulong)State.TtlSeconds,
-            SlaSeconds = (ulong)(State.SlaSeconds ?? 0), Source = new EventSource { Type = SourceTypeOf(State.SourceType), Name = State.SourceName },
-            RootWantId = State.RootWantId,
-        };
-        created.Partitions.AddRange(State.Partitions.Select(p => new PartitionRef { Str = p }));
-        if (State.Comment is not null) created.Comment = State.Comment;
-        if (State.ParentWantId is not null) created.ParentWantId = State.ParentWantId;
-        AppendEvent(new DataBuildEvent { WantCreate = created });
-
-        // A deadline already past fires at once: the reminder is simply due.
-        await RegisterOrUpdateReminder(TtlDeadline, DateTimeOffset.FromUnixTimeMilliseconds(State.TtlDeadline), TimeSpan.Zero);
-        if (State.SlaDeadline is { } sla) await RegisterOrUpdateReminder(SlaDeadline, DateTimeOffset.FromUnixTimeMilliseconds(sla), TimeSpan.Zero);
-        await TellPartitionsAsync(WantWaiting);
-
-        var state = State;
-        if (command.IdempotencyKey is { } key)
-            EnlistWrite(tx => ReadModels.ClaimIdempotencyKey(tx, key, state.WantId!, command.RequestHash ?? "", now));
-        EnlistWrite(tx => ReadModels.InsertWantPartitions(tx, state));
-        await SaveAsync();
+        State = WantCreation.Write(ThisTurn, command, owners, store, Clock.GetUtcNow(), freshId: false);
+        await WriteStateAsync(); // its wants row is written by the creation
         return View();
     }
 
@@ -154,7 +119,7 @@ public sealed class WantGrain(IDataStore store, PartitionOwners owners) : Grain<
         State.FinishedAt = Now;
         State.Reason = reason;
         await UnregisterDeadlinesAsync();
-        await TellPartitionsAsync(WantGone);
+        await TellPartitionsGoneAsync();
         await SaveAsync();
     }
 
@@ -165,29 +130,18 @@ public sealed class WantGrain(IDataStore store, PartitionOwners owners) : Grain<
         await UnregisterReminderFor(GrainId, SlaDeadline);
     }
 
-    private async Task TellPartitionsAsync(string message)
+    /// <summary>Tells each partition the want waited on that it no longer does.</summary>
+    private async Task TellPartitionsGoneAsync()
     {
         var now = Clock.GetUtcNow();
         var waiting = WantWaitingName(GrainKey, new Waiter(State.DataTimestamp, State.TtlSeconds, State.SlaSeconds, State.RootWantId));
         foreach (var partition in State.Partitions.Where(p => !State.Available.Contains(p)))
         {
-            if (message == WantWaiting && owners.Resolve(partition).Owner is { Kind: not OwnerKind.Job })
-            {
-                // Nothing builds it here, so its turn would only note this want: the want waits quietly, unless the
-                // partition is available or becoming available, when it is sent the message after all (QuietWaits).
-                var name = waiting;
-                var at = now.ToUnixTimeMilliseconds();
-                EnlistWrite(tx => QuietWaits.WaitQuietly(tx, store, partition, name, at));
-                continue;
-            }
             var target = IdOf<IPartitionGrain>(partition);
             // "Gone" must not overtake "waiting": withdraw the registration if it is still undelivered. (A bare
             // "waiting" sent before messages carried the want's terms makes the partition check the want's status.)
-            if (message == WantGone) await UnregisterReminderFor(target, waiting);
-            // A child want's partitions were just reported missing by a job: nearly always never stored (the next hop of
-            // a chain found through missing dependencies), so the partition's turn need not read its state first.
-            await RegisterOrUpdateReminderFor(target, message == WantWaiting ? waiting : message + GrainKey, now, TimeSpan.Zero,
-                targetLikelyNew: message == WantWaiting && State.ParentWantId is not null);
+            await UnregisterReminderFor(target, waiting);
+            await RegisterOrUpdateReminderFor(target, WantGone + GrainKey, now, TimeSpan.Zero);
         }
     }
 
@@ -198,9 +152,11 @@ public sealed class WantGrain(IDataStore store, PartitionOwners owners) : Grain<
         await WriteStateAsync();
     }
 
-    private WantView View() => new(State.WantId!, State.Partitions, State.DataTimestamp, State.TtlSeconds, State.SlaSeconds,
-        State.TtlDeadline, State.SlaDeadline, State.SourceType, State.SourceName, State.Comment, State.ParentWantId, State.RootWantId,
-        State.Status, State.SlaViolated, State.SlaViolatedAt, State.CreatedAt, State.SatisfiedAt, State.FinishedAt, State.Reason);
+    private WantView View() => State.View();
+
+    /// <summary>A want created detached (<see cref="WantIntake"/>) has written no state until its first turn here: its wants row has it.</summary>
+    protected override Task<WantState?> UnstoredStateAsync(IDataStore store, CancellationToken cancellationToken) =>
+        ReadModels.ReadWantAsync(store, GrainKey, cancellationToken);
 
     internal static EventSourceType SourceTypeOf(string type) => type switch
     {

@@ -1,3 +1,5 @@
+using DataBuild.GrainInterfaces;
+
 namespace DataBuild.Grains;
 
 public sealed class WantState
@@ -25,6 +27,9 @@ public sealed class WantState
 
     public long TtlDeadline => DataTimestamp + TtlSeconds * 1000;
     public long? SlaDeadline => SlaSeconds is { } s ? DataTimestamp + s * 1000 : null;
+
+    public WantView View() => new(WantId!, Partitions, DataTimestamp, TtlSeconds, SlaSeconds, TtlDeadline, SlaDeadline, SourceType, SourceName,
+        Comment, ParentWantId, RootWantId, Status, SlaViolated, SlaViolatedAt, CreatedAt, SatisfiedAt, FinishedAt, Reason);
 }
 
 public sealed class PartitionState

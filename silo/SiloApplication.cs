@@ -1,6 +1,7 @@
 using DataBuild.Api;
 using DataBuild.Api.Partitions;
 using DataBuild.Api.Wants;
+using DataBuild.GrainInterfaces;
 using DataBuild.GrainInterfaces.Graph;
 using DataBuild.Grains;
 using DataBuild.Grains.Jobs;
@@ -39,6 +40,8 @@ public static class SiloApplication
             (hostOptions ?? (o => o))(new SiloHostOptions { Address = options.Urls }),
             sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>()));
         builder.Services.AddSingleton(sp => sp.GetRequiredService<SiloHost>().GrainFactory);
+        builder.Services.AddSingleton(sp => sp.GetRequiredService<SiloHost>().DetachedTurns);
+        builder.Services.AddSingleton<IWantIntake, WantIntake>();
         builder.Services.AddHostedService<SiloHostService>();
         builder.Services.AddSingleton<JobRunQueue>();
         // Optional tuning: --Jobs:LeaseSeconds=30 --Jobs:Slots=8 (or Jobs__LeaseSeconds in the environment).

@@ -30,7 +30,7 @@ public static class WantsEndpoints
         return api;
     }
 
-    private static async Task<IResult> CreateAsync(HttpContext http, IGrainFactory grains, PartitionOwners owners, WantQueries queries,
+    private static async Task<IResult> CreateAsync(HttpContext http, IWantIntake intake, PartitionOwners owners, WantQueries queries,
         TimeProvider clock, CancellationToken cancellationToken)
     {
         try
@@ -46,7 +46,7 @@ public static class WantsEndpoints
             WantView view;
             try
             {
-                view = await grains.GetNewGrain<IWantGrain>(wantId).Create(new CreateWant(wantId, request.Partitions, request.DataTimestamp,
+                view = await intake.CreateAsync(new CreateWant(wantId, request.Partitions, request.DataTimestamp,
                     request.TtlSeconds, request.SlaSeconds, request.SourceType, request.SourceName, request.Comment, null, null, key, hash));
             }
             catch (IdempotencyKeyTakenException) when (key is not null)

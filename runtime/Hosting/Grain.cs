@@ -93,7 +93,22 @@ public abstract class Grain
     /// <summary>Runs <paramref name="action"/> only once this turn has committed (never if it rolls back).</summary>
     protected void AfterCommit(Action action) => Turn.AfterCommit.Add(action);
 
+    /// <summary>This turn's writes as <see cref="ITurnWrites"/>, for code a grain's turn shares with a <see cref="DetachedTurn"/>.</summary>
+    protected ITurnWrites ThisTurn => new TurnWrites(this);
+
     private sealed record GrainReminder(string ReminderName) : IGrainReminder;
+
+    private sealed class TurnWrites(Grain grain) : ITurnWrites
+    {
+        public GrainId IdOf<TGrainInterface>(string key) where TGrainInterface : IGrainWithStringKey => grain.IdOf<TGrainInterface>(key);
+
+        public void AppendEvent(DataBuildEvent e) => grain.AppendEvent(e);
+
+        public void RemindOnce(GrainId target, string name, DateTimeOffset dueAt, bool targetLikelyNew = false) =>
+            grain.RegisterOrUpdateReminderFor(target, name, dueAt, TimeSpan.Zero, targetLikelyNew: targetLikelyNew);
+
+        public void EnlistWrite(Action<StoreTransaction> write) => grain.EnlistWrite(write);
+    }
 }
 
 /// <summary>Orleans' <c>Grain&lt;TState&gt;</c>: one persistent state, loaded before activation, versioned on every write.</summary>
@@ -116,15 +131,25 @@ public abstract class Grain<TState> : Grain, IPersistentGrain where TState : cla
         return Task.CompletedTask;
     }
 
+    /// <summary>
+    /// The state of a grain that has stored none, read when it is activated: null for a new <typeparamref name="TState"/>. A
+    /// grain whose first turn may have run detached (<see cref="DetachedTurn"/>), writing no state, derives it here from
+    /// what that turn wrote. Until the grain writes its state, every activation derives it again.
+    /// </summary>
+    protected virtual Task<TState?> UnstoredStateAsync(IDataStore store, CancellationToken cancellationToken) => Task.FromResult<TState?>(null);
+
     private TurnContext Turn() => Activation.CurrentTurn
         ?? throw new InvalidOperationException($"Grain {GrainId}: state can only be written during a turn.");
 
     Type IPersistentGrain.StateType => typeof(TState);
     object IPersistentGrain.State { get => State; set => State = (TState)value; }
+    async Task<object?> IPersistentGrain.UnstoredStateAsync(IDataStore store, CancellationToken cancellationToken) =>
+        await UnstoredStateAsync(store, cancellationToken);
 }
 
 internal interface IPersistentGrain
 {
     Type StateType { get; }
     object State { get; set; }
+    Task<object?> UnstoredStateAsync(IDataStore store, CancellationToken cancellationToken);
 }

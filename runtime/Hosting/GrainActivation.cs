@@ -56,15 +56,19 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
             var joined = JoinedTurn.Current;
             JoinedTurn.Current = null;
             StoredState? stored;
+            object? unstored = null;
             try
             {
                 stored = await Runtime.Store.GrainStates.ReadAsync(null, Id, forUpdate: false, cancellationToken);
+                if (stored is null) unstored = await Persistent.UnstoredStateAsync(Runtime.Store, cancellationToken);
             }
             finally
             {
                 JoinedTurn.Current = joined;
             }
-            Adopt(stored);
+            // A derived state stands at version 0 (nothing stored) as the one a failed turn returns to.
+            if (unstored is not null) Adopt(0, JsonSerializer.SerializeToUtf8Bytes(unstored, Persistent.StateType, GrainRuntime.StateJson));
+            else Adopt(stored);
         }
         await RunTurnAsync(async () => { await Instance.OnActivateAsync(cancellationToken); return true; }, null, cancellationToken);
     }
@@ -161,15 +165,8 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
         }
         if (turn.Delivery is { } delivery)
             ReminderTable.Complete(tx, delivery.Claim, delivery.NextDueAt, () => new StaleReminderClaimException(delivery.Claim));
-        foreach (var change in turn.ReminderChanges)
-        {
-            // A removal never makes anything due sooner: no loop needs waking for it.
-            if (change.DueAt is not { } dueAt) ReminderTable.Delete(tx, change.Grain, change.Name);
-            else Runtime.Reminders.Schedule(tx, change.Grain, change.Name, dueAt, change.PeriodMs, change.InSendersCommit, change.TargetLikelyNew);
-        }
-        store.Events.AppendDeferred(tx, turn.Events);
+        Runtime.WriteRemindersAndEvents(tx, turn);
         if (turn.Delivery?.NextDueAt is not null) tx.OnCommitted(store.RemindersChanged.Pulse);
-        foreach (var action in turn.AfterCommit) tx.OnCommitted(action);
 
         try
         {

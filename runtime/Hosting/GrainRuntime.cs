@@ -7,7 +7,7 @@ using Microsoft.Extensions.Logging;
 namespace DataBuild.Runtime.Hosting;
 
 /// <summary>What every activation of one silo shares: the store, the grain types, services and the catalog.</summary>
-internal sealed class GrainRuntime : IGrainFactory
+internal sealed class GrainRuntime : IGrainFactory, IDetachedTurns
 {
     public static readonly JsonSerializerOptions StateJson = new(JsonSerializerDefaults.General) { IncludeFields = false };
 
@@ -50,6 +50,30 @@ internal sealed class GrainRuntime : IGrainFactory
     {
         ArgumentNullException.ThrowIfNull(key);
         return GrainReference.Create<TGrainInterface>(this, new GrainId(Types.TypeNameOf(typeof(TGrainInterface)), key), assumeNew: true);
+    }
+
+    public DetachedTurn Begin<TGrainInterface>(string key) where TGrainInterface : IGrainWithStringKey =>
+        new(Types, new GrainId(Types.TypeNameOf(typeof(TGrainInterface)), key));
+
+    public async Task CommitAsync(DetachedTurn turn)
+    {
+        await using var tx = await Store.BeginTurnAsync(Killed);
+        foreach (var write in turn.Context.Writes) await write(tx, Killed);
+        WriteRemindersAndEvents(tx, turn.Context);
+        await tx.CommitAsync(Killed);
+    }
+
+    /// <summary>A turn's reminder changes, events and after-commit actions, into its transaction (after its state).</summary>
+    public void WriteRemindersAndEvents(StoreTransaction tx, TurnContext turn)
+    {
+        foreach (var change in turn.ReminderChanges)
+        {
+            // A removal never makes anything due sooner: no loop needs waking for it.
+            if (change.DueAt is not { } dueAt) ReminderTable.Delete(tx, change.Grain, change.Name);
+            else Reminders.Schedule(tx, change.Grain, change.Name, dueAt, change.PeriodMs, change.InSendersCommit, change.TargetLikelyNew);
+        }
+        Store.Events.AppendDeferred(tx, turn.Events);
+        foreach (var action in turn.AfterCommit) tx.OnCommitted(action);
     }
 
     public Grain CreateInstance(GrainId id) =>

@@ -52,6 +52,7 @@ public sealed class SiloHost : IAsyncDisposable
 
     public string SiloId => _options.SiloId;
     public IGrainFactory GrainFactory => _runtime;
+    public IDetachedTurns DetachedTurns => _runtime;
     internal ReminderService Reminders => _reminders;
     public IDataStore Store => _runtime.Store;
     public int ActivationCount => _runtime.Catalog.Count;

@@ -261,6 +261,27 @@ public abstract class WantsApiConformance : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_want_created_through_the_API_has_no_grain_state_until_its_first_turn_which_takes_it_from_the_wants_row()
+    {
+        var created = await CreateAsync(new { partitions = new[] { "ext/intake/a", "ext/intake/b" }, data_timestamp = "2024-01-01T00:00:00Z",
+            ttl_seconds = 7200, sla_seconds = 3600, comment = "nightly", source = new { type = "cli", name = "ops" } });
+        var want = Id(created);
+        // Created without a turn of its grain (WantIntake): the want's rows are written, its grain's state is not.
+        Assert.Equal(0, await CountAsync($"SELECT count(*) FROM grain_state WHERE grain_type = 'want' AND grain_key = '{want}'"));
+
+        // Its first turn (a cancel) runs on the state its wants row gives it, and writes it.
+        using var cancel = await Http.DeleteAsync($"/api/v1/wants/{want}?comment=not%20needed");
+        Assert.Equal(HttpStatusCode.OK, cancel.StatusCode);
+        var cancelled = await GetJsonAsync($"/api/v1/wants/{want}");
+        Assert.Equal("cancelled", cancelled.GetProperty("status").GetString());
+        foreach (var field in new[] { "partitions", "data_timestamp", "ttl_deadline", "sla_deadline", "comment", "source", "root_want_id", "created_at" })
+            Assert.Equal(created.GetProperty(field).GetRawText(), cancelled.GetProperty(field).GetRawText());
+        Assert.Equal(1, await CountAsync($"SELECT count(*) FROM grain_state WHERE grain_type = 'want' AND grain_key = '{want}'"));
+        using var again = await Http.DeleteAsync($"/api/v1/wants/{want}");
+        Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
+    }
+
+    [Fact]
     public async Task Two_hundred_concurrent_wants_for_one_external_partition_are_satisfied_by_one_available_call()
     {
         var ids = await Task.WhenAll(Enumerable.Range(0, 200).Select(async _ => Id(await CreateAsync(new { partitions = new[] { "ext/shared" } }))));
