@@ -64,7 +64,7 @@ internal static class WantCreation
     /// <summary>Tells each partition the want waits on it: by message, or quietly when no job builds it.</summary>
     private static void TellWaiting(ITurnWrites turn, WantState state, PartitionOwners owners, IDataStore store, DateTimeOffset now)
     {
-        var waiting = WantWaitingName(state.WantId!, new Waiter(state.DataTimestamp, state.TtlSeconds, state.SlaSeconds, state.RootWantId));
+        var waiting = state.WaitingMessage();
         foreach (var partition in state.Partitions)
         {
             if (owners.Resolve(partition).Owner is { Kind: not OwnerKind.Job })

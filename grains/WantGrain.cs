@@ -134,7 +134,7 @@ public sealed class WantGrain(IDataStore store, PartitionOwners owners) : Grain<
     private async Task TellPartitionsGoneAsync()
     {
         var now = Clock.GetUtcNow();
-        var waiting = WantWaitingName(GrainKey, new Waiter(State.DataTimestamp, State.TtlSeconds, State.SlaSeconds, State.RootWantId));
+        var waiting = State.WaitingMessage();
         foreach (var partition in State.Partitions.Where(p => !State.Available.Contains(p)))
         {
             var target = IdOf<IPartitionGrain>(partition);

@@ -28,6 +28,9 @@ public sealed class WantState
     public long TtlDeadline => DataTimestamp + TtlSeconds * 1000;
     public long? SlaDeadline => SlaSeconds is { } s ? DataTimestamp + s * 1000 : null;
 
+    /// <summary>The want's "waiting" message to its partitions: built the same way by its creation and when it withdraws it.</summary>
+    public string WaitingMessage() => GrainMessages.WantWaitingName(WantId!, new Waiter(DataTimestamp, TtlSeconds, SlaSeconds, RootWantId));
+
     public WantView View() => new(WantId!, Partitions, DataTimestamp, TtlSeconds, SlaSeconds, TtlDeadline, SlaDeadline, SourceType, SourceName,
         Comment, ParentWantId, RootWantId, Status, SlaViolated, SlaViolatedAt, CreatedAt, SatisfiedAt, FinishedAt, Reason);
 }

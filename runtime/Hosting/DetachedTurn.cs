@@ -23,6 +23,14 @@ public sealed class DetachedTurn : ITurnWrites
 
     internal TurnContext Context { get; } = new();
 
+    private int _committing;
+
+    /// <summary>A turn commits once: a second commit would write its events and messages twice.</summary>
+    internal void StartCommit()
+    {
+        if (Interlocked.Exchange(ref _committing, 1) != 0) throw new InvalidOperationException($"The detached turn of {Grain} was already committed.");
+    }
+
     public GrainId IdOf<TGrainInterface>(string key) where TGrainInterface : IGrainWithStringKey => new(_types.TypeNameOf(typeof(TGrainInterface)), key);
 
     public void AppendEvent(DataBuildEvent e) => Context.Events.Add(e);
@@ -42,7 +50,9 @@ public sealed class DetachedTurn : ITurnWrites
 /// <summary>
 /// Commits <see cref="DetachedTurn"/>s: for a grain whose first turn needs nothing in memory and whose state can be derived
 /// from what that turn writes (a want created at the API), so that creating it costs no activation and no state row.
-/// The commit is a turn's: one transaction, in the store's group commit, with its messages joined to it.
+/// The commit is a turn's: one transaction, in the store's group commit, with its messages joined to it. Only for a grain
+/// that derives its state (overrides <see cref="Grain{TState}.UnstoredStateAsync"/>); any other would start empty. A silo
+/// of a version without the derivation would treat such a grain as never created: see docs/architecture.md on upgrades.
 /// </summary>
 public interface IDetachedTurns
 {

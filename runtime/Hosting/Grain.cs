@@ -94,7 +94,9 @@ public abstract class Grain
     protected void AfterCommit(Action action) => Turn.AfterCommit.Add(action);
 
     /// <summary>This turn's writes as <see cref="ITurnWrites"/>, for code a grain's turn shares with a <see cref="DetachedTurn"/>.</summary>
-    protected ITurnWrites ThisTurn => new TurnWrites(this);
+    protected ITurnWrites ThisTurn => _thisTurn ??= new TurnWrites(this);
+
+    private TurnWrites? _thisTurn;
 
     private sealed record GrainReminder(string ReminderName) : IGrainReminder;
 

@@ -56,16 +56,17 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
             var joined = JoinedTurn.Current;
             JoinedTurn.Current = null;
             StoredState? stored;
-            object? unstored = null;
             try
             {
                 stored = await Runtime.Store.GrainStates.ReadAsync(null, Id, forUpdate: false, cancellationToken);
-                if (stored is null) unstored = await Persistent.UnstoredStateAsync(Runtime.Store, cancellationToken);
             }
             finally
             {
                 JoinedTurn.Current = joined;
             }
+            // Derived from rows others may write (a detached turn's): a joined turn cannot read them, and is declined
+            // (delivered after its sender's commit) if it would.
+            var unstored = stored is null ? await Persistent.UnstoredStateAsync(Runtime.Store, cancellationToken) : null;
             // A derived state stands at version 0 (nothing stored) as the one a failed turn returns to.
             if (unstored is not null) Adopt(0, JsonSerializer.SerializeToUtf8Bytes(unstored, Persistent.StateType, GrainRuntime.StateJson));
             else Adopt(stored);
@@ -165,7 +166,7 @@ internal sealed class GrainActivation(GrainRuntime runtime, GrainId id, Grain in
         }
         if (turn.Delivery is { } delivery)
             ReminderTable.Complete(tx, delivery.Claim, delivery.NextDueAt, () => new StaleReminderClaimException(delivery.Claim));
-        Runtime.WriteRemindersAndEvents(tx, turn);
+        Runtime.WriteRemindersEventsAndCallbacks(tx, turn);
         if (turn.Delivery?.NextDueAt is not null) tx.OnCommitted(store.RemindersChanged.Pulse);
 
         try

@@ -57,14 +57,15 @@ internal sealed class GrainRuntime : IGrainFactory, IDetachedTurns
 
     public async Task CommitAsync(DetachedTurn turn)
     {
+        turn.StartCommit();
         await using var tx = await Store.BeginTurnAsync(Killed);
         foreach (var write in turn.Context.Writes) await write(tx, Killed);
-        WriteRemindersAndEvents(tx, turn.Context);
+        WriteRemindersEventsAndCallbacks(tx, turn.Context);
         await tx.CommitAsync(Killed);
     }
 
     /// <summary>A turn's reminder changes, events and after-commit actions, into its transaction (after its state).</summary>
-    public void WriteRemindersAndEvents(StoreTransaction tx, TurnContext turn)
+    public void WriteRemindersEventsAndCallbacks(StoreTransaction tx, TurnContext turn)
     {
         foreach (var change in turn.ReminderChanges)
         {
