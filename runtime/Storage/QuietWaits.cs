@@ -22,8 +22,11 @@ public static class QuietWaits
     /// </summary>
     public static string WantsWaitingOn(string partitionRef) => $"""
         want_partitions wp JOIN wants w ON w.want_id = wp.want_id
-         WHERE wp.partition_ref = {partitionRef} AND w.status IN ('idle', 'building', 'upstream_building')
+         WHERE wp.partition_ref = {partitionRef} AND w.status IN {WaitingStatuses}
         """;
+
+    /// <summary>SQL: the statuses of a want that has not ended, as a list for <c>IN</c>.</summary>
+    public const string WaitingStatuses = "('idle', 'building', 'upstream_building')";
 
     private static readonly MergeableWrite Wait = new(
         "SELECT databuild_wait_quietly(ARRAY[$1::text], ARRAY[$2::text], ARRAY[$3::bigint])",
@@ -31,9 +34,10 @@ public static class QuietWaits
         NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Bigint);
 
     /// <summary>
-    /// Within a new want's commit (which also writes its <c>want_partitions</c> row): gives the partition a row if it has
-    /// none, and sends it <paramref name="waitingMessage"/> (an unleased reminder due at <paramref name="now"/>) only if it
-    /// is available already or becoming available; otherwise the want waits quietly.
+    /// Within a new want's commit (which also writes its <c>want_partitions</c> row): sends the partition
+    /// <paramref name="waitingMessage"/> (an unleased reminder due at <paramref name="now"/>) only if it is available
+    /// already or becoming available; otherwise the want waits quietly. A partition with no <c>partitions</c> row yet is
+    /// missing, and is given none here: the API lists it from <c>want_partitions</c>.
     /// </summary>
     public static void WaitQuietly(StoreTransaction tx, IDataStore store, string partitionRef, string waitingMessage, long now)
     {
@@ -43,8 +47,6 @@ public static class QuietWaits
             tx.Defer(Wait, null, partitionRef, waitingMessage, now);
             return;
         }
-        tx.Defer("INSERT INTO partitions (partition_ref, status, updated_at, waiting_wants) VALUES ($1, 'missing', $2, 0) ON CONFLICT DO NOTHING",
-            partitionRef, now);
         tx.Defer($"""
             INSERT INTO reminders (grain_type, grain_key, name, due_at, period_ms, first_due, attempt, lease_owner, lease_until, version)
             SELECT '{PartitionGrainType}', $1, $2, $3, 0, $3, 0, NULL, NULL, 1

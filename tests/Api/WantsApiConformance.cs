@@ -318,6 +318,38 @@ public abstract class WantsApiConformance : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Partitions_only_wants_name_are_listed_as_missing_in_ref_order_with_those_that_have_rows()
+    {
+        foreach (var name in new[] { "a", "c" })
+        {
+            using var available = await Http.PostAsync($"/api/v1/partitions/ext%2Flisted%2F{name}/available", null);
+            Assert.Equal(HttpStatusCode.OK, available.StatusCode);
+        }
+        await CreateAsync(new { partitions = new[] { "ext/listed/b", "ext/listed/d" } });
+        await CreateAsync(new { partitions = new[] { "ext/listed/d" } });
+
+        // One page at a time, as a client pages through them.
+        var seen = new List<(string Ref, string Status, int Waiting)>();
+        string? after = null;
+        do
+        {
+            var page = await GetJsonAsync($"/api/v1/partitions?pattern=ext/listed/.*&limit=1{(after is null ? "" : $"&after={Uri.EscapeDataString(after)}")}");
+            seen.AddRange(page.GetProperty("partitions").EnumerateArray().Select(p =>
+                (p.GetProperty("ref").GetString()!, p.GetProperty("status").GetString()!, p.GetProperty("waiting_wants").GetInt32())));
+            after = page.GetProperty("next_after").GetString();
+        } while (after is not null);
+        Assert.Equal([("ext/listed/a", "available", 0), ("ext/listed/b", "missing", 1), ("ext/listed/c", "available", 0), ("ext/listed/d", "missing", 2)], seen);
+
+        var missing = await GetJsonAsync("/api/v1/partitions?status=missing&pattern=ext/listed/.*");
+        Assert.Equal(["ext/listed/b", "ext/listed/d"], missing.GetProperty("partitions").EnumerateArray().Select(p => p.GetProperty("ref").GetString()));
+        var availableOnly = await GetJsonAsync("/api/v1/partitions?status=available&pattern=ext/listed/.*");
+        Assert.Equal(["ext/listed/a", "ext/listed/c"], availableOnly.GetProperty("partitions").EnumerateArray().Select(p => p.GetProperty("ref").GetString()));
+        var d = await GetJsonAsync("/api/v1/partitions/ext%2Flisted%2Fd");
+        Assert.Equal("missing", d.GetProperty("status").GetString());
+        Assert.Equal(2, d.GetProperty("waiting_wants").GetInt32());
+    }
+
+    [Fact]
     public async Task A_want_for_an_external_partition_that_is_available_already_is_satisfied_without_waiting()
     {
         using (var available = await Http.PostAsync("/api/v1/partitions/ext%2Fearly/available", null))

@@ -62,25 +62,25 @@ public sealed class QuietWaitsLockTests(PostgresDatabase database) : IClassFixtu
     }
 
     [Fact]
-    public async Task A_want_checking_a_partition_whose_move_to_available_is_written_waits_for_it_and_sends_its_message()
+    public async Task A_want_of_a_partition_that_became_available_sends_its_message_and_a_want_of_one_without_a_row_waits_quietly()
     {
-        await using (var earlier = await BeginAsync())
+        await using (var partition = await BeginAsync())
         {
-            await ExecuteAsync(earlier, "INSERT INTO partitions (partition_ref, status, updated_at, waiting_wants) VALUES ('ext/w', 'missing', 0, 0)");
-            await ExecuteAsync(earlier, "COMMIT");
+            await ExecuteAsync(partition, "SELECT databuild_tell_quiet_waiters('ext/w', 'available:ext/w', 1, '{}')");
+            await ExecuteAsync(partition, "INSERT INTO partitions (partition_ref, status, updated_at, waiting_wants) VALUES ('ext/w', 'available', 1, 0)");
+            await ExecuteAsync(partition, "COMMIT");
         }
-        await using var partition = await BeginAsync();
-        await ExecuteAsync(partition, "SELECT databuild_tell_quiet_waiters('ext/w', 'available:ext/w', 1, '{}')");
-        await ExecuteAsync(partition, "UPDATE partitions SET status = 'available' WHERE partition_ref = 'ext/w'");
-
-        await using var want = await BeginAsync();
-        await WantRowsAsync(want, "w3", "ext/w");
-        var waiting = ExecuteAsync(want, "SELECT databuild_wait_quietly(ARRAY['ext/w'], ARRAY['waiting:w3'], ARRAY[1::bigint])");
-        await UntilWaitingOnALockAsync(want, "the want to wait for the partition's row");
-        await ExecuteAsync(partition, "COMMIT");
-        await waiting.WaitAsync(Deadline);
-        await ExecuteAsync(want, "COMMIT");
+        await using (var want = await BeginAsync())
+        {
+            await WantRowsAsync(want, "w3", "ext/w");
+            await ExecuteAsync(want, "INSERT INTO want_partitions (partition_ref, want_id) VALUES ('ext/never-named', 'w3')");
+            await ExecuteAsync(want, "SELECT databuild_wait_quietly(ARRAY['ext/w', 'ext/never-named'], ARRAY['waiting:w3', 'waiting:w3'], ARRAY[1::bigint, 1])");
+            await ExecuteAsync(want, "COMMIT");
+        }
         Assert.Equal(1, await CountAsync("SELECT count(*) FROM reminders WHERE grain_type = 'partition' AND grain_key = 'ext/w' AND name = 'waiting:w3'"));
+        // A partition without a row is missing: the want waits quietly, and the partition is given no row.
+        Assert.Equal(0, await CountAsync("SELECT count(*) FROM reminders WHERE grain_type = 'partition' AND grain_key = 'ext/never-named'"));
+        Assert.Equal(0, await CountAsync("SELECT count(*) FROM partitions WHERE partition_ref = 'ext/never-named'"));
     }
 
     [Fact]
