@@ -96,7 +96,7 @@ internal static class ScaleBenchmarks
         var live = await ReconciliationBenchmarks.CreateAsync(http, LiveRef);
         using (var available = await http.PostAsync($"/api/v1/partitions/{Uri.EscapeDataString(DoneRef)}/available", null)) available.EnsureSuccessStatusCode();
         await ReconciliationBenchmarks.WaitAsync(() => ReconciliationBenchmarks.StatusAsync(http, done), s => s == "satisfied", TimeSpan.FromMinutes(1));
-        // The live want's partition has heard of it: its waiter count is in the read model.
+        // The live want is counted as waiting on its partition (from want_partitions: a quiet want gives the partition no row).
         await ReconciliationBenchmarks.WaitAsync(async () => (await http.GetFromJsonAsync<System.Text.Json.JsonElement>($"/api/v1/partitions/{Uri.EscapeDataString(LiveRef)}")).ToString(),
             s => s.Contains("\"waiting_wants\":1", StringComparison.Ordinal), TimeSpan.FromMinutes(1));
         return (done, live);

@@ -28,8 +28,8 @@ public sealed class PartitionQueries(IDataStore store)
         """;
 
     public async Task<PartitionView?> GetAsync(string partitionRef, CancellationToken cancellationToken) =>
-        (await QueryAsync($"SELECT {Columns} FROM partitions WHERE partition_ref = $1 UNION ALL {Unwritten("wp.partition_ref = $1")}",
-            cancellationToken, partitionRef)).FirstOrDefault();
+        (await QueryAsync($"SELECT {Columns} FROM partitions WHERE partition_ref = $1", cancellationToken, partitionRef)).FirstOrDefault()
+        ?? (await QueryAsync(Unwritten("wp.partition_ref = $1"), cancellationToken, partitionRef)).FirstOrDefault();
 
     /// <summary>The partitions of a want, in the want's order; a partition nothing has named yet is missing.</summary>
     public async Task<IReadOnlyList<PartitionView>> ManyAsync(IReadOnlyList<string> refs, CancellationToken cancellationToken)
@@ -37,13 +37,18 @@ public sealed class PartitionQueries(IDataStore store)
         var found = new Dictionary<string, PartitionView>(StringComparer.Ordinal);
         foreach (var chunk in refs.Chunk(200))
         {
-            var placeholders = string.Join(", ", chunk.Select((_, i) => $"${i + 1}"));
-            var sql = $"SELECT {Columns} FROM partitions WHERE partition_ref IN ({placeholders}) UNION ALL {Unwritten($"wp.partition_ref IN ({placeholders})")}";
-            foreach (var p in await QueryAsync(sql, cancellationToken, [.. chunk]))
+            foreach (var p in await QueryAsync($"SELECT {Columns} FROM partitions WHERE partition_ref IN ({Placeholders(chunk.Length)})", cancellationToken, [.. chunk]))
+                found[p.Ref] = p;
+            // Only the refs without a row are looked for among the wants' (a written partition's wants are not read).
+            var unwritten = chunk.Where(r => !found.ContainsKey(r)).ToArray();
+            if (unwritten.Length == 0) continue;
+            foreach (var p in await QueryAsync(Unwritten($"wp.partition_ref IN ({Placeholders(unwritten.Length)})"), cancellationToken, [.. unwritten]))
                 found[p.Ref] = p;
         }
         return refs.Select(r => found.TryGetValue(r, out var p) ? p : Missing(r)).ToList();
     }
+
+    private static string Placeholders(int count) => string.Join(", ", Enumerable.Range(1, count).Select(i => $"${i}"));
 
     public static PartitionView Missing(string partitionRef) => new(partitionRef, PartitionStatusNames.Missing, 0, null, null, null, 0);
 
@@ -54,6 +59,7 @@ public sealed class PartitionQueries(IDataStore store)
     public async Task<(IReadOnlyList<PartitionView> Partitions, string? NextAfter)> ListAsync(
         string? status, PartitionPattern? pattern, int limit, string after, CancellationToken cancellationToken)
     {
+        const int chunk = 500;
         var page = new List<PartitionView>();
         var cursor = after;
         var prefix = pattern?.LiteralPrefix ?? "";
@@ -66,12 +72,26 @@ public sealed class PartitionQueries(IDataStore store)
             if (prefix.Length > 0) { args.Add(prefix); range.Add($">= ${args.Count}"); }
             if (end is not null) { args.Add(end); range.Add($"< ${args.Count}"); }
             string On(string column) => string.Join(" AND ", range.Select(r => $"{column} {r}"));
-            var written = On("partition_ref");
-            if (status is not null) { args.Add(status); written += $" AND status = ${args.Count}"; }
-            const int chunk = 500;
+            var statusFilter = "";
+            if (status is not null) { args.Add(status); statusFilter = $" AND status = ${args.Count}"; }
+            string Written() => On("partition_ref") + statusFilter;
+            // With the partitions only wants name, the chunk ends at the 500th written row it would return, if there is one,
+            // and neither side reads past it: the wants of partitions that have rows are read a chunk at a time, not the
+            // whole want_partitions. (Listing only status=missing past the last missing row still reads the want_partitions
+            // rows after it, until it finds a chunk of partitions without rows or runs out.)
+            string? bound = null;
+            if (unwritten)
+            {
+                args.Add(chunk - 1);
+                bound = (await ScalarsAsync($"SELECT partition_ref FROM partitions WHERE {Written()} ORDER BY partition_ref LIMIT 1 OFFSET ${args.Count}",
+                    cancellationToken, [.. args])).FirstOrDefault();
+                args.RemoveAt(args.Count - 1);
+                if (bound is not null) { args.Add(bound); range.Add($"<= ${args.Count}"); }
+            }
+            var written = Written();
             args.Add(chunk);
             var limitArg = $"${args.Count}";
-            // Each side ordered and limited on its own, so that each reads at most a chunk past the cursor.
+            // Each side ordered and limited on its own.
             var sql = $"SELECT * FROM (SELECT {Columns} FROM partitions WHERE {written} ORDER BY partition_ref LIMIT {limitArg}) AS written"
                 + (unwritten ? $" UNION ALL SELECT * FROM ({Unwritten(On("wp.partition_ref"))} ORDER BY wp.partition_ref LIMIT {limitArg}) AS unwritten" : "")
                 + $" ORDER BY 1 LIMIT {limitArg}";
@@ -82,9 +102,19 @@ public sealed class PartitionQueries(IDataStore store)
                 if (page.Count == limit) return (page, page[^1].Ref);
                 page.Add(row);
             }
-            if (rows.Count < chunk) return (page, null);
+            if (rows.Count < chunk) return (page, null); // a bound chunk holds a full chunk of written rows
             cursor = rows[^1].Ref;
         }
+    }
+
+    private async Task<List<string>> ScalarsAsync(string sql, CancellationToken cancellationToken, params object?[] args)
+    {
+        await using var connection = await store.OpenConnectionAsync(cancellationToken);
+        await using var command = Sql.Command(connection, null, sql, args);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var values = new List<string>();
+        while (await reader.ReadAsync(cancellationToken)) values.Add(reader.GetString(0));
+        return values;
     }
 
     private async Task<List<PartitionView>> QueryAsync(string sql, CancellationToken cancellationToken, params object?[] args)

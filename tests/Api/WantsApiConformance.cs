@@ -325,8 +325,10 @@ public abstract class WantsApiConformance : IAsyncLifetime
             using var available = await Http.PostAsync($"/api/v1/partitions/ext%2Flisted%2F{name}/available", null);
             Assert.Equal(HttpStatusCode.OK, available.StatusCode);
         }
-        await CreateAsync(new { partitions = new[] { "ext/listed/b", "ext/listed/d" } });
+        var want = Id(await CreateAsync(new { partitions = new[] { "ext/listed/b", "ext/listed/d" } }));
         await CreateAsync(new { partitions = new[] { "ext/listed/d" } });
+        // A want of a partition no job builds gives it no row; it is listed from the wants that name it.
+        Assert.Equal(0, await CountAsync("SELECT count(*) FROM partitions WHERE partition_ref IN ('ext/listed/b', 'ext/listed/d')"));
 
         // One page at a time, as a client pages through them.
         var seen = new List<(string Ref, string Status, int Waiting)>();
@@ -347,6 +349,33 @@ public abstract class WantsApiConformance : IAsyncLifetime
         var d = await GetJsonAsync("/api/v1/partitions/ext%2Flisted%2Fd");
         Assert.Equal("missing", d.GetProperty("status").GetString());
         Assert.Equal(2, d.GetProperty("waiting_wants").GetInt32());
+        var states = (await GetJsonAsync($"/api/v1/wants/{want}")).GetProperty("partition_states").EnumerateArray()
+            .Select(p => (p.GetProperty("ref").GetString(), p.GetProperty("status").GetString(), p.GetProperty("waiting_wants").GetInt32()));
+        Assert.Equal([("ext/listed/b", "missing", 1), ("ext/listed/d", "missing", 2)], states);
+    }
+
+    [Fact]
+    public async Task Paging_past_several_chunks_of_partitions_with_rows_finds_each_partition_only_wants_name_once_and_in_order()
+    {
+        // 1,200 partitions with rows (read-model rows, as their grains would leave them), more than two of the API's
+        // 500-row chunks, and three partitions without rows that sort between and after them.
+        var values = string.Join(", ", Enumerable.Range(0, 1200).Select(i => $"('ext/many/{i:D4}', 'available', 1, 1, NULL, NULL, 0)"));
+        await ExecuteAsync($"INSERT INTO partitions (partition_ref, status, updated_at, available_at, job_run_id, reason, waiting_wants) VALUES {values}");
+        string[] unwritten = ["ext/many/0250x", "ext/many/0700x", "ext/many/1199x"];
+        foreach (var partition in unwritten) await CreateAsync(new { partitions = new[] { partition } });
+
+        var seen = new List<string>();
+        string? after = null;
+        do
+        {
+            var page = await GetJsonAsync($"/api/v1/partitions?pattern=ext/many/.*&limit=1000{(after is null ? "" : $"&after={Uri.EscapeDataString(after)}")}");
+            seen.AddRange(page.GetProperty("partitions").EnumerateArray().Select(p => p.GetProperty("ref").GetString()!));
+            after = page.GetProperty("next_after").GetString();
+        } while (after is not null);
+        Assert.Equal(Enumerable.Range(0, 1200).Select(i => $"ext/many/{i:D4}").Concat(unwritten).Order(StringComparer.Ordinal), seen);
+
+        var missing = await GetJsonAsync("/api/v1/partitions?status=missing&pattern=ext/many/.*");
+        Assert.Equal(unwritten, missing.GetProperty("partitions").EnumerateArray().Select(p => p.GetProperty("ref").GetString()));
     }
 
     [Fact]
@@ -392,6 +421,14 @@ public abstract class WantsApiConformance : IAsyncLifetime
         Graph = Path.Combine(_folder, $"graph-{Guid.NewGuid():N}.json");
         await File.WriteAllTextAsync(Graph, graph);
         Silo = await InProcessSilo.StartAsync(Store, Graph, Clock);
+    }
+
+    private async Task ExecuteAsync(string sql)
+    {
+        await using var connection = await Silo.Services.GetRequiredService<IDataStore>().OpenConnectionAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        await command.ExecuteNonQueryAsync();
     }
 
     private async Task<long> CountAsync(string sql)

@@ -18,7 +18,6 @@ BEGIN
     FOR i IN 1 .. cardinality(refs) LOOP
         -- Each partition by its key, a statement of its own (its snapshot taken once the locks are held): a join of the
         -- arrays with the table would be planned once, while the table is small, and kept (as in 011 and 012).
-        found_status := NULL;
         SELECT p.status INTO found_status FROM partitions p WHERE p.partition_ref = refs[i];
         CONTINUE WHEN locked[i] AND coalesce(found_status, 'missing') = 'missing' AND NOT hashtext(refs[i])::text = ANY (becoming);
         INSERT INTO reminders (grain_type, grain_key, name, due_at, period_ms, first_due, attempt, lease_owner, lease_until, version)
