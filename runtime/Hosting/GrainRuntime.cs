@@ -1,6 +1,7 @@
 using System.Text.Json;
 using DataBuild.Runtime.Storage;
 using DataBuild.Runtime.Storage.Postgres;
+using DataBuild.Runtime.Telemetry;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -58,10 +59,20 @@ internal sealed class GrainRuntime : IGrainFactory, IDetachedTurns
     public async Task CommitAsync(DetachedTurn turn)
     {
         turn.StartCommit();
-        await using var tx = await Store.BeginTurnAsync(Killed);
-        foreach (var write in turn.Context.Writes) await write(tx, Killed);
-        WriteRemindersEventsAndCallbacks(tx, turn.Context);
-        await tx.CommitAsync(Killed);
+        try
+        {
+            await using var tx = await Store.BeginTurnAsync(Killed);
+            foreach (var write in turn.Context.Writes) await write(tx, Killed);
+            WriteRemindersEventsAndCallbacks(tx, turn.Context);
+            await tx.CommitAsync(Killed);
+        }
+        catch (Exception)
+        {
+            DataBuildMetrics.TurnEnded(turn.Grain.Type, "failed");
+            throw;
+        }
+        // Counted as a turn of its grain, as a dashboard of turns by grain type expects of a want's creation.
+        DataBuildMetrics.TurnEnded(turn.Grain.Type, "committed");
     }
 
     /// <summary>A turn's reminder changes, events and after-commit actions, into its transaction (after its state).</summary>
