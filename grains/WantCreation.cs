@@ -65,13 +65,13 @@ internal static class WantCreation
     private static void TellWaiting(ITurnWrites turn, WantState state, PartitionOwners owners, IDataStore store, DateTimeOffset now)
     {
         var waiting = state.WaitingMessage();
+        var at = now.ToUnixTimeMilliseconds();
         foreach (var partition in state.Partitions)
         {
             if (owners.Resolve(partition).Owner is { Kind: not OwnerKind.Job })
             {
                 // Nothing builds it here, so its turn would only note this want: the want waits quietly, unless the
                 // partition is available or becoming available, when it is sent the message after all (QuietWaits).
-                var at = now.ToUnixTimeMilliseconds();
                 turn.EnlistWrite(tx => QuietWaits.WaitQuietly(tx, store, partition, waiting, at));
                 continue;
             }

@@ -82,10 +82,8 @@ public sealed class PartitionQueries(IDataStore store)
             string? bound = null;
             if (unwritten)
             {
-                args.Add(chunk - 1);
-                bound = (await ScalarsAsync($"SELECT partition_ref FROM partitions WHERE {Written()} ORDER BY partition_ref LIMIT 1 OFFSET ${args.Count}",
-                    cancellationToken, [.. args])).FirstOrDefault();
-                args.RemoveAt(args.Count - 1);
+                bound = await RefAsync($"SELECT partition_ref FROM partitions WHERE {Written()} ORDER BY partition_ref LIMIT 1 OFFSET ${args.Count + 1}",
+                    cancellationToken, [.. args, chunk - 1]);
                 if (bound is not null) { args.Add(bound); range.Add($"<= ${args.Count}"); }
             }
             var written = Written();
@@ -107,14 +105,12 @@ public sealed class PartitionQueries(IDataStore store)
         }
     }
 
-    private async Task<List<string>> ScalarsAsync(string sql, CancellationToken cancellationToken, params object?[] args)
+    /// <summary>The one ref <paramref name="sql"/> selects, or null.</summary>
+    private async Task<string?> RefAsync(string sql, CancellationToken cancellationToken, params object?[] args)
     {
         await using var connection = await store.OpenConnectionAsync(cancellationToken);
         await using var command = Sql.Command(connection, null, sql, args);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        var values = new List<string>();
-        while (await reader.ReadAsync(cancellationToken)) values.Add(reader.GetString(0));
-        return values;
+        return await command.ExecuteScalarAsync(cancellationToken) as string;
     }
 
     private async Task<List<PartitionView>> QueryAsync(string sql, CancellationToken cancellationToken, params object?[] args)

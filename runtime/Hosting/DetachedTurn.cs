@@ -31,7 +31,7 @@ public sealed class DetachedTurn : ITurnWrites
         if (Interlocked.Exchange(ref _committing, 1) != 0) throw new InvalidOperationException($"The detached turn of {Grain} was already committed.");
     }
 
-    public GrainId IdOf<TGrainInterface>(string key) where TGrainInterface : IGrainWithStringKey => new(_types.TypeNameOf(typeof(TGrainInterface)), key);
+    public GrainId IdOf<TGrainInterface>(string key) where TGrainInterface : IGrainWithStringKey => _types.IdOf<TGrainInterface>(key);
 
     public void AppendEvent(DataBuildEvent e) => Context.Events.Add(e);
 

@@ -60,7 +60,7 @@ public abstract class Grain
     }
 
     protected GrainId IdOf<TGrainInterface>(string key) where TGrainInterface : IGrainWithStringKey =>
-        new(Activation.Runtime.Types.TypeNameOf(typeof(TGrainInterface)), key);
+        Activation.Runtime.Types.IdOf<TGrainInterface>(key);
 
     /// <summary>Withdraws a reminder set for another grain, with this turn (if it has not been delivered yet).</summary>
     protected Task UnregisterReminderFor(GrainId target, string reminderName)

@@ -44,17 +44,17 @@ internal sealed class GrainRuntime : IGrainFactory, IDetachedTurns
     public TGrainInterface GetGrain<TGrainInterface>(string key) where TGrainInterface : IGrainWithStringKey
     {
         ArgumentNullException.ThrowIfNull(key);
-        return GrainReference.Create<TGrainInterface>(this, new GrainId(Types.TypeNameOf(typeof(TGrainInterface)), key), assumeNew: false);
+        return GrainReference.Create<TGrainInterface>(this, Types.IdOf<TGrainInterface>(key), assumeNew: false);
     }
 
     public TGrainInterface GetNewGrain<TGrainInterface>(string key) where TGrainInterface : IGrainWithStringKey
     {
         ArgumentNullException.ThrowIfNull(key);
-        return GrainReference.Create<TGrainInterface>(this, new GrainId(Types.TypeNameOf(typeof(TGrainInterface)), key), assumeNew: true);
+        return GrainReference.Create<TGrainInterface>(this, Types.IdOf<TGrainInterface>(key), assumeNew: true);
     }
 
     public DetachedTurn Begin<TGrainInterface>(string key) where TGrainInterface : IGrainWithStringKey =>
-        new(Types, new GrainId(Types.TypeNameOf(typeof(TGrainInterface)), key));
+        new(Types, Types.IdOf<TGrainInterface>(key));
 
     public async Task CommitAsync(DetachedTurn turn)
     {

@@ -25,6 +25,9 @@ public sealed class GrainTypeRegistry
             ? entry.Name
             : throw new InvalidOperationException($"No grain class is registered for {grainInterface}.");
 
+    /// <summary>The id of the grain <typeparamref name="TGrainInterface"/> <paramref name="key"/>.</summary>
+    public GrainId IdOf<TGrainInterface>(string key) where TGrainInterface : IGrainWithStringKey => new(TypeNameOf(typeof(TGrainInterface)), key);
+
     public Type ClassOf(string typeName) =>
         _classByName.TryGetValue(typeName, out var type)
             ? type
